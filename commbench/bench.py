@@ -1,0 +1,98 @@
+"""`commbench bench`: what commbench itself costs, as ratios measured in one run.
+
+- Hook overhead: the same DDP step, on the same Ray workers, with DDP's built-in all-reduce (bare),
+  with commbench's counting hook plus its per-step bookkeeping (instrumented), and with torch's
+  `noop_hook` (no communication: the compute-only baseline). Variants alternate in rounds so drift
+  on a shared machine spreads over all of them.
+- Wall time: `python -m commbench model=... nodes=... steps=...` from start to record, in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("bare", "instrumented", "noop")
+
+
+def _register(variant: str, ddp, world: int):
+    """Give the DDP wrapper the variant's hook; returns the counter when commbench's hook is used."""
+    from torch.distributed.algorithms.ddp_comm_hooks.debugging_hooks import noop_hook
+
+    from commbench.comm.hooks import ByteCounter, counting_allreduce_hook
+
+    if variant == "instrumented":
+        counter = ByteCounter(world, reduce=world > 1)
+        ddp.register_comm_hook(counter, counting_allreduce_hook)
+        return counter
+    if variant == "noop":
+        ddp.register_comm_hook(None, noop_hook)
+    return None
+
+
+def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
+    """Per variant, step times of the slowest rank (rank 0 returns them)."""
+    import torch.distributed as dist
+
+    from commbench.worker import join_group, step_figures, step_fn, wrap_model
+
+    rank, world, device = join_group(cfg)
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for _ in range(cfg["rounds"]):
+        for variant in VARIANTS:
+            _, ddp = wrap_model(cfg, device)
+            counter = _register(variant, ddp, world)
+            step = step_fn(cfg, ddp, device, rank)
+            for i in range(cfg["warmup"] + cfg["steps"]):
+                if counter is not None:
+                    counter.start_step()
+                t0, t1, t2, _loss = step()
+                if counter is not None:
+                    step_figures(t0, t1, t2, counter.end_step(), reduced=counter.reduce)
+                if i >= cfg["warmup"]:
+                    times[variant].append(t2 - t0)
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, times)
+    if rank != 0:
+        return None
+    return {v: [max(r[v][i] for r in gathered) for i in range(len(times[v]))] for v in VARIANTS}
+
+
+def overhead_ratios(times: dict[str, list[float]]) -> dict[str, float]:
+    from commbench.stats import percentile
+
+    median = {v: percentile(t, 50) for v, t in times.items()}
+    return {
+        **{f"{v}_step_s": m for v, m in median.items()},
+        "instrumented_over_bare": median["instrumented"] / median["bare"],
+        "noop_over_bare": median["noop"] / median["bare"],
+    }
+
+
+def hook_overhead(plan, rounds: int) -> dict[str, Any]:
+    from commbench import runner
+
+    runner.start_ray(plan)
+    times = runner.fit(plan, bench_loop, {**plan.worker_config(), "rounds": rounds})
+    return {"model": plan.model, "nodes": plan.nodes, "steps_per_variant": len(times["bare"]),
+            **overhead_ratios(times)}
+
+
+def wall_time(overrides: list[str]) -> dict[str, Any]:
+    """Start to record of a real run, as a user would wait for it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "commbench", *overrides, f"results_dir={tmp}", "resume=false"],
+                             capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if out.returncode != 0:
+            raise RuntimeError(f"the timed run failed: {out.stderr.strip().splitlines()[-1:]}")
+        record = json.loads((Path(tmp) / "runs.jsonl").read_text().splitlines()[-1])
+    return {"command": "python -m commbench " + " ".join(overrides), "wall_s": wall,
+            "ray_init_s": record["ray_init_s"], "ray_overhead_s": record["ray_overhead_s"],
+            "step_time_s": record["step_time_s"], "steps": record["steps"]}

@@ -1,0 +1,46 @@
+"""Where conf/ is, and composing it without the command line (tests, `bench`, sweeps)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+SOURCE_CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def config_path() -> str:
+    """Where Hydra finds conf/: the package commbench.conf when installed, else the checkout's conf/."""
+    try:
+        if importlib.util.find_spec("commbench.conf") is not None:
+            return "pkg://commbench.conf"
+    except ModuleNotFoundError:
+        pass
+    return str(SOURCE_CONF)
+
+
+def config_files(group: str) -> dict[str, Any]:
+    """Option name -> readable resource, for one config group (pkg:// and a plain folder alike)."""
+    from importlib.resources import files
+
+    path = config_path()
+    root = files("commbench.conf") if path.startswith("pkg://") else Path(path)
+    return {f.name[:-5]: f for f in root.joinpath(group).iterdir() if f.name.endswith(".yaml")}
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The resolved config for these overrides, as plain data (what a run's task function sees)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir, initialize_config_module
+    from omegaconf import OmegaConf
+
+    path = config_path()
+    if path.startswith("pkg://"):
+        init = initialize_config_module(config_module=path.removeprefix("pkg://"), version_base="1.3")
+    else:
+        init = initialize_config_dir(config_dir=path, version_base="1.3")
+    with init:
+        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg.pop("hydra", None)
+    return cfg

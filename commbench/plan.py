@@ -1,0 +1,157 @@
+"""Config -> validated RunPlan. Every bad input fails here, with one line, before Ray starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from commbench.comm.hooks import HOOKS
+
+# Keys of the record that identify a run: two runs with the same values measure the same thing.
+HASHED_FIELDS = (
+    "model", "model_kwargs", "nodes", "steps", "warmup", "batch_size", "image_size", "seed",
+    "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "cluster_kind", "cluster_address",
+)
+
+
+class PlanError(ValueError):
+    """A bad input; str() is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    model: str
+    model_kwargs: dict[str, Any]  # num_classes and the variant (alpha, groups, ...)
+    nodes: int
+    steps: int
+    warmup: int
+    batch_size: int
+    image_size: int
+    seed: int
+    use_gpu: bool
+    results_dir: str  # absolute
+    resume: bool
+    collective_timeout_s: float
+    bucket_cap_mb: float
+    broadcast_buffers: bool
+    compression: str
+    hook: str
+    cluster_kind: str
+    cluster_address: str | None
+    workers_per_node: int
+    cpus_per_worker: float | None
+    threads_per_worker: int | None
+
+    @property
+    def runs_file(self) -> Path:
+        return Path(self.results_dir) / "runs.jsonl"
+
+    def identity(self) -> dict[str, Any]:
+        plan = asdict(self)
+        return {k: plan[k] for k in HASHED_FIELDS}
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def worker_config(self) -> dict[str, Any]:
+        """What each Ray worker needs, as plain data."""
+        return asdict(self)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    # bool is an int in Python; "nodes=true" is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise PlanError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise PlanError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise PlanError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _optional(check, name: str, value: Any):
+    return None if value is None else check(name, value)
+
+
+def writable_dir(path: str | os.PathLike) -> str:
+    """Create `path` if needed and prove it is writable without touching any results file."""
+    target = Path(path).expanduser().resolve()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise PlanError(f"results_dir {str(target)!r} is not writable: {exc.strerror or exc}") from None
+    return str(target)
+
+
+def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str, Any]]:
+    from commbench.models import UnknownModelError, get_spec, min_image_size
+
+    kwargs = dict(cfg_model)
+    name = kwargs.pop("name", None)
+    try:
+        get_spec(name)
+    except UnknownModelError as exc:
+        raise PlanError(str(exc).strip("'\"")) from None
+    try:
+        minimum = min_image_size(name, **{k: v for k, v in kwargs.items() if k != "num_classes"})
+    except (TypeError, ValueError) as exc:
+        raise PlanError(f"model {name}: {exc}") from None
+    if image_size < minimum:
+        raise PlanError(f"image_size={image_size} is too small for {name}: its minimum is {minimum}")
+    return name, kwargs
+
+
+def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
+    """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
+    nodes = _positive_int("nodes", cfg.get("nodes"))
+    steps = _positive_int("steps", cfg.get("steps"))
+    warmup = _positive_int("warmup", cfg.get("warmup"), minimum=0)
+    batch_size = _positive_int("batch_size", cfg.get("batch_size"))
+    image_size = _positive_int("image_size", cfg.get("image_size"))
+    seed = _positive_int("seed", cfg.get("seed"), minimum=0)
+    timeout = _positive_float("collective_timeout_s", cfg.get("collective_timeout_s"))
+    ddp = cfg.get("ddp") or {}
+    cluster = cfg.get("cluster") or {}
+    compression = cfg.get("compression") or {"name": "none", "hook": "allreduce"}
+    model, model_kwargs = _model(cfg.get("model") or {}, image_size)
+    hook = str(compression.get("hook", "allreduce"))
+    if hook not in HOOKS:
+        raise PlanError(f"unknown comm hook {hook!r}; known: {', '.join(HOOKS)}")
+    return RunPlan(
+        model=model,
+        model_kwargs=model_kwargs,
+        nodes=nodes,
+        steps=steps,
+        warmup=warmup,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        use_gpu=bool(cfg.get("use_gpu", False)),
+        results_dir=writable_dir(cfg.get("results_dir") or "results"),
+        resume=bool(cfg.get("resume", True)),
+        collective_timeout_s=timeout,
+        bucket_cap_mb=_positive_float("ddp.bucket_cap_mb", ddp.get("bucket_cap_mb", 25)),
+        broadcast_buffers=bool(ddp.get("broadcast_buffers", True)),
+        compression=str(compression.get("name", "none")),
+        hook=hook,
+        cluster_kind=str(cluster.get("kind", "local")),
+        cluster_address=cluster.get("address") or None,
+        workers_per_node=_positive_int("cluster.workers_per_node", cluster.get("workers_per_node", 1)),
+        cpus_per_worker=_optional(_positive_float, "cluster.cpus_per_worker", cluster.get("cpus_per_worker")),
+        threads_per_worker=_optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker")),
+    )

@@ -1,0 +1,107 @@
+"""Records: one JSON object per line in ${results_dir}/runs.jsonl, appended atomically.
+
+Appends take an exclusive lock and write each line with a single O_APPEND write, so runs that
+finish at the same time never interleave. Reading skips a damaged line (e.g. a truncated last
+line after a power loss) and reports it, so no earlier record is lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RecordFile:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)  # 1-based line numbers that did not parse
+
+
+def versions() -> dict[str, str]:
+    import ray
+    import torch
+
+    return {"torch": torch.__version__, "ray": ray.__version__, "python": platform.python_version()}
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _seal_partial_line(fd)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def _seal_partial_line(fd: int) -> None:
+    """If a crash left a line without its newline, end it so the next record stays parseable."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+
+
+def read_records(path: Path) -> RecordFile:
+    out = RecordFile()
+    if not path.exists():
+        return out
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                out.bad_lines.append(number)
+                continue
+            if isinstance(record, dict):
+                out.records.append(record)
+            else:
+                out.bad_lines.append(number)
+    return out
+
+
+def finished_hashes(path: Path) -> set[str]:
+    """config_hash of every successful run: what `resume` skips."""
+    return {r["config_hash"] for r in read_records(path).records
+            if r.get("status") == "ok" and "config_hash" in r}
+
+
+def base_record(plan) -> dict[str, Any]:
+    """The fields every record has, successful or failed."""
+    return {
+        "model": plan.model,
+        "model_kwargs": plan.model_kwargs,
+        "nodes": plan.nodes,
+        "steps": plan.steps,
+        "warmup": plan.warmup,
+        "batch_size": plan.batch_size,
+        "image_size": plan.image_size,
+        "seed": plan.seed,
+        "use_gpu": plan.use_gpu,
+        "compression": plan.compression,
+        "bucket_cap_mb": plan.bucket_cap_mb,
+        "broadcast_buffers": plan.broadcast_buffers,
+        "cluster_kind": plan.cluster_kind,
+        "cluster_address": plan.cluster_address,
+        "config_hash": plan.config_hash(),
+        "versions": versions(),
+        "host": socket.gethostname(),
+        "argv": sys.argv[1:],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def failed_record(plan, reason: str, **timings: float) -> dict[str, Any]:
+    return {**base_record(plan), "status": "failed", "error": reason, **timings}

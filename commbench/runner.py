@@ -1,0 +1,177 @@
+"""Ray: start an embedded instance or join a cluster, run the TorchTrainer, turn its result into a record."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from commbench.plan import PlanError, RunPlan
+from commbench.records import base_record
+from commbench.stats import layer_bytes, slowest_rank, summarize
+
+# Ray Train's controller polls workers every 2 s by default; that poll is pure waiting at the end of
+# every run, so poll faster (still far below the cost of one step of any model).
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+# Ray's own usage-stats prompt and its periodic metrics exporter have nothing to do with a benchmark.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+class RunError(RuntimeError):
+    """The run started but did not finish; str() is one line naming the cause."""
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def cpus_per_worker(plan: RunPlan) -> float:
+    return plan.cpus_per_worker or 1.0
+
+
+def start_ray(plan: RunPlan) -> float:
+    """Start (or join) Ray sized for the plan; returns the seconds it took."""
+    import ray
+
+    t0 = time.perf_counter()
+    if plan.cluster_address:
+        if not ray.is_initialized():
+            check_reachable(plan.cluster_address)
+            try:
+                ray.init(address=plan.cluster_address, **quiet_logs(ray))
+            except (ConnectionError, RuntimeError) as exc:
+                raise PlanError(f"cannot join the Ray cluster at {plan.cluster_address}: {_first_line(exc)}") from None
+        check_capacity(plan, ray.nodes())
+        return time.perf_counter() - t0
+    needed = math.ceil(plan.nodes * cpus_per_worker(plan))
+    if ray.is_initialized():
+        if ray.cluster_resources().get("CPU", 0) >= needed:
+            return time.perf_counter() - t0
+        ray.shutdown()  # a sweep reached more workers than this instance was sized for
+    # Logical CPUs: 8 workers start on 2 cores; the threads per worker keep the cores honest.
+    ray.init(
+        num_cpus=max(os.cpu_count() or 1, needed),
+        num_gpus=None if plan.use_gpu else 0,
+        include_dashboard=False,
+        **quiet_logs(ray),
+        # Workers import commbench from here when it runs from a source checkout.
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+            p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}},
+    )
+    return time.perf_counter() - t0
+
+
+def quiet_logs(ray) -> dict[str, Any]:
+    """Ray Train's INFO lines and its state-API warnings (ray[train] has no dashboard) drown the table;
+    worker errors still reach the driver through the training result."""
+    return {"logging_level": "ERROR", "logging_config": ray.LoggingConfig(log_level="ERROR")}
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after Ray's long connect retries, when nothing listens at the address."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise PlanError(f"cluster.address must be HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise PlanError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def check_capacity(plan: RunPlan, nodes: list[dict[str, Any]]) -> None:
+    """One worker per node unless cluster.workers_per_node says otherwise."""
+    alive = [n for n in nodes if n.get("Alive")]
+    slots = len(alive) * plan.workers_per_node
+    if plan.nodes > slots:
+        raise PlanError(
+            f"nodes={plan.nodes} is more than the cluster at {plan.cluster_address} can place: "
+            f"{len(alive)} alive node(s) x cluster.workers_per_node={plan.workers_per_node} = {slots}"
+        )
+
+
+def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, Any]):
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    spread = plan.cluster_address and plan.workers_per_node == 1
+    return TorchTrainer(
+        loop,
+        train_loop_config=config,
+        torch_config=TorchConfig(backend="nccl" if plan.use_gpu else "gloo",
+                                 timeout_s=int(math.ceil(plan.collective_timeout_s))),
+        scaling_config=ScalingConfig(
+            num_workers=plan.nodes,
+            use_gpu=plan.use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker(plan)},
+            placement_strategy="STRICT_SPREAD" if spread else "PACK",
+        ),
+        run_config=RunConfig(
+            name=f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(Path(plan.results_dir) / "ray"),
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    )
+
+
+def fit(plan: RunPlan, loop: Callable[[dict], Any] | None = None,
+        config: dict[str, Any] | None = None) -> Any:
+    """Run `loop` (default: the worker's train loop) on the plan's workers; rank 0's return value."""
+    from ray.train import TrainingFailedError
+
+    if loop is None:
+        from commbench.worker import train_loop as loop
+    try:
+        result = make_trainer(plan, loop, config or plan.worker_config()).fit()
+    except TrainingFailedError as exc:
+        raise RunError(f"training failed: {_first_line(exc)}") from exc
+    if result.error is not None:
+        raise RunError(f"training failed: {_first_line(result.error)}")
+    if not result.return_value:
+        raise RunError("training returned no figures from rank 0")
+    return result.return_value
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    ranks = sorted(gathered["ranks"], key=lambda r: r["rank"])
+    summary = summarize(ranks, plan.nodes, plan.batch_size)
+    rank0 = ranks[0]
+    return {
+        **base_record(plan),
+        "status": "ok",
+        "params": rank0["params"],
+        **summary,
+        "per_step": {
+            "step_time_s": slowest_rank(ranks, "step"),
+            "compute_time_s": slowest_rank(ranks, "compute"),
+            "comm_time_s": slowest_rank(ranks, "comm"),
+        },
+        "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
+        "layer_bytes": layer_bytes(rank0["buckets"]),
+        "loss_first": rank0["loss_first"],
+        "loss_last": rank0["loss_last"],
+        "threads_per_worker": rank0["threads"],
+        "worker_hosts": sorted({r["host"] for r in ranks}),
+        "worker_setup_s": max(r["setup_s"] for r in ranks),
+        **timings,
+        # What Ray costs around the training loop: start-up of actors, workers and process group.
+        "ray_overhead_s": timings["run_s"] - max(r["train_loop_s"] for r in ranks),
+    }
+
+
+def run(plan: RunPlan) -> dict[str, Any]:
+    """Start Ray, train, and return the record (not yet written)."""
+    t0 = time.perf_counter()
+    ray_init_s = start_ray(plan)
+    t1 = time.perf_counter()
+    gathered = fit(plan)
+    fit_s = time.perf_counter() - t1
+    return build_record(plan, gathered, {"ray_init_s": ray_init_s, "fit_s": fit_s,
+                                         "run_s": time.perf_counter() - t0})

@@ -1,0 +1,56 @@
+"""Per-step figures of every rank -> the run's summary numbers (pure functions, no Ray)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def ring_sent_bytes(payload: int, nodes: int) -> int:
+    """Bytes each rank sends in a ring all-reduce of `payload` bytes: 2(N-1)/N x payload."""
+    return 0 if nodes <= 1 else round(2 * (nodes - 1) * payload / nodes)
+
+
+def slowest_rank(ranks: list[dict[str, Any]], key: str) -> list[float]:
+    """Per step, the value of the slowest rank: a synchronous step is as slow as its slowest rank."""
+    n_steps = min(len(r["steps"]) for r in ranks)
+    return [max(r["steps"][i][key] for r in ranks) for i in range(n_steps)]
+
+
+def summarize(ranks: list[dict[str, Any]], nodes: int, batch_size: int) -> dict[str, Any]:
+    """Median and p90 over steps of the per-step maximum over ranks."""
+    out: dict[str, Any] = {}
+    for key, name in (("step", "step_time"), ("compute", "compute_time"), ("comm", "comm_time"),
+                      ("span", "comm_span")):
+        series = slowest_rank(ranks, key)
+        out[f"{name}_s"] = percentile(series, 50)
+        out[f"{name}_p90_s"] = percentile(series, 90)
+    payloads = {s["payload"] for r in ranks for s in r["steps"]}
+    if len(payloads) != 1:
+        raise ValueError(f"ranks handed different payloads to their collectives: {sorted(payloads)}")
+    payload = payloads.pop()
+    out["grad_bytes_per_step"] = payload
+    out["sent_bytes_per_step"] = ring_sent_bytes(payload, nodes)
+    out["buffer_bytes_per_step"] = max(s["buffer_bytes"] for r in ranks for s in r["steps"])
+    out["collectives_per_step"] = ranks[0]["steps"][0]["collectives"]
+    out["throughput"] = nodes * batch_size / out["step_time_s"]
+    return out
+
+
+def layer_bytes(buckets: list[dict[str, Any]]) -> dict[str, int]:
+    """Gradient bytes per layer over all buckets, largest first."""
+    total: dict[str, int] = {}
+    for bucket in buckets:
+        for layer, nbytes in bucket["layers"].items():
+            total[layer] = total.get(layer, 0) + nbytes
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,182 @@
+"""Inside each Ray worker: build the model, wrap it in DDP with a counting comm hook, time the steps.
+
+Rank 0 gathers every rank's figures (one all_gather_object under the process group's timeout) and
+returns them: Ray Train hands rank 0's return value back to the driver as `Result.return_value`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import time
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from commbench.comm.hooks import HOOKS, ByteCounter, StepComm
+from commbench.models import build_model, count_params
+
+
+def layer_name(param_name: str) -> str:
+    """'features.0.weight' -> 'features.0': bytes are attributed to the module that owns them."""
+    return param_name.rsplit(".", 1)[0] if "." in param_name else param_name
+
+
+def count_buffer_broadcasts(ddp: DDP) -> list[int]:
+    """Wrap DDP's buffer broadcast so the bytes it sends each forward are counted, not hidden."""
+    sent: list[int] = []
+    original = ddp._distributed_broadcast_coalesced
+
+    def counted(tensors, buffer_size, authoritative_rank=0):
+        sent.append(sum(t.numel() * t.element_size() for t in tensors))
+        return original(tensors, buffer_size, authoritative_rank)
+
+    ddp._distributed_broadcast_coalesced = counted
+    return sent
+
+
+def buffer_sync_option(enabled: bool) -> dict[str, bool]:
+    """DDP's per-forward buffer broadcast: `forward_sync_buffers` in newer torch, `broadcast_buffers` before."""
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return {"forward_sync_buffers": enabled}
+    return {"broadcast_buffers": enabled}
+
+
+def synthetic_batch(cfg: dict[str, Any], num_classes: int, device: torch.device, rank: int):
+    """One fixed random batch: the benchmark measures communication, not data loading."""
+    gen = torch.Generator().manual_seed(cfg["seed"] * 1000 + rank)
+    shape = (cfg["batch_size"], 3, cfg["image_size"], cfg["image_size"])
+    images = torch.randn(shape, generator=gen).to(device)
+    labels = torch.randint(0, num_classes, (cfg["batch_size"],), generator=gen).to(device)
+    return images, labels
+
+
+def threads_for(cfg: dict[str, Any], local_world_size: int) -> int:
+    if cfg.get("threads_per_worker"):
+        return cfg["threads_per_worker"]
+    # Workers sharing a machine share its cores: oversubscribed threads measure contention.
+    return max(1, (os.cpu_count() or 1) // max(1, local_world_size))
+
+
+def bucket_table(step: StepComm, names: dict[int, str]) -> list[dict[str, Any]]:
+    rows = []
+    for b in sorted(step.buckets, key=lambda b: b.index):
+        layers: dict[str, int] = {}
+        for p in b.params:
+            layer = layer_name(names[id(p)])
+            layers[layer] = layers.get(layer, 0) + p.numel() * b.itemsize
+        rows.append({"index": b.index, "dtype": b.dtype, "numel": b.numel,
+                     "payload_bytes": b.payload_bytes, "params": len(b.params), "layers": layers})
+    return rows
+
+
+def step_figures(t_start: float, t_backward: float, t_end: float, comm: StepComm,
+                 reduced: bool = True) -> dict[str, float]:
+    """Split one step: communication a rank is blocked on is the wait after its last bucket was ready
+    (none when no collective ran: a single worker's step is all compute)."""
+    ready = comm.t_last_ready if comm.t_last_ready is not None else t_backward
+    blocked = max(0.0, t_backward - ready) if reduced else 0.0
+    span = 0.0
+    if comm.t_first_issue is not None and comm.t_last_done is not None:
+        span = max(0.0, comm.t_last_done - comm.t_first_issue)
+    step = t_end - t_start
+    return {"step": step, "comm": blocked, "compute": step - blocked, "span": span,
+            "payload": comm.payload_bytes, "collectives": comm.collectives}
+
+
+def _progress(total: int, rank: int):
+    if rank != 0:
+        return None
+    try:
+        from ray.experimental.tqdm_ray import tqdm
+    except ImportError:  # pragma: no cover - older Ray
+        return None
+    return tqdm(total=total, desc="steps")
+
+
+def join_group(cfg: dict[str, Any]) -> tuple[int, int, torch.device]:
+    """This worker's rank, world size and device; threads sized to the cores it shares."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.set_num_threads(threads_for(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg["use_gpu"] else "cpu")
+    return rank, world, device
+
+
+def wrap_model(cfg: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, DDP]:
+    torch.manual_seed(cfg["seed"])  # same initial weights on every rank, as DDP expects
+    model = build_model(cfg["model"], **cfg["model_kwargs"]).to(device)
+    ddp = DDP(model, bucket_cap_mb=cfg["bucket_cap_mb"], gradient_as_bucket_view=True,
+              **buffer_sync_option(cfg["broadcast_buffers"]))
+    return model, ddp
+
+
+def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int) -> Callable[[], tuple]:
+    """One training step on a fixed synthetic batch -> (t_start, t_backward_done, t_end, loss)."""
+    images, labels = synthetic_batch(cfg, cfg["model_kwargs"].get("num_classes", 1000), device, rank)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    # A small plain-SGD step: random labels with momentum blow the loss up to inf/NaN on some models.
+    opt = torch.optim.SGD(ddp.parameters(), lr=1e-3)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step() -> tuple[float, float, float, torch.Tensor]:
+        t0 = time.perf_counter()
+        loss = loss_fn(ddp(images), labels)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()  # returns once DDP has waited for every bucket's collective
+        sync()
+        t1 = time.perf_counter()
+        opt.step()
+        sync()
+        return t0, t1, time.perf_counter(), loss
+
+    return step
+
+
+def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """Ray Train's per-worker function: returns every rank's figures on rank 0."""
+    t_enter = time.perf_counter()
+    rank, world, device = join_group(cfg)
+    model, ddp = wrap_model(cfg, device)
+    names = {id(p): n for n, p in model.named_parameters()}
+    counter = ByteCounter(world, reduce=world > 1)
+    ddp.register_comm_hook(counter, HOOKS[cfg["hook"]])
+    buffer_sends = count_buffer_broadcasts(ddp) if world > 1 else []
+    step = step_fn(cfg, ddp, device, rank)
+
+    total = cfg["warmup"] + cfg["steps"]
+    bar = _progress(total, rank)
+    figures, losses, last = [], [], StepComm()
+    t_first_step = time.perf_counter()
+    for i in range(total):
+        counter.start_step()
+        n_buf = len(buffer_sends)
+        t0, t1, t2, loss = step()
+        last = counter.end_step()
+        if i >= cfg["warmup"]:
+            fig = step_figures(t0, t1, t2, last, reduced=counter.reduce)
+            fig["buffer_bytes"] = sum(buffer_sends[n_buf:])
+            figures.append(fig)
+            losses.append(loss.item())
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    mine = {
+        "rank": rank,
+        "host": socket.gethostname(),
+        "threads": torch.get_num_threads(),
+        "params": count_params(model),
+        "setup_s": t_first_step - t_enter,
+        "steps": figures,
+        "loss_first": losses[0],
+        "loss_last": losses[-1],
+        "buckets": bucket_table(last, names),
+    }
+    mine["train_loop_s"] = time.perf_counter() - t_enter
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, mine)
+    return {"ranks": gathered, "world_size": world} if rank == 0 else None

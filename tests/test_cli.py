@@ -1,0 +1,124 @@
+"""The command line without Ray: the zoo listing, one-line errors, and config discovery in a source
+checkout, an editable install and a regular install."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from commbench.models import MODELS, build_model, count_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def commbench(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
+    return subprocess.run([sys.executable, "-m", "commbench", *args], cwd=cwd or REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def no_ray_env(tmp_path_factory):
+    """An environment in which importing Ray fails loudly: proves errors come before Ray starts."""
+    fake = tmp_path_factory.mktemp("fake_ray") / "ray"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('Ray was imported before the input was checked')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
+
+
+def test_models_json_lists_the_zoo():
+    out = commbench("models", "format=json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["model"]: r for r in json.loads(out.stdout)}
+    assert list(rows) == list(MODELS)
+    sq = rows["squeezenet"]
+    assert (sq["params"], sq["grad_bytes_per_step"], sq["min_image_size"]) == (1248424, 4993696, 21)
+    assert rows["alexnet"]["min_image_size"] == 63 and rows["alexnet"]["source"] == "torchvision"
+    assert rows["squeezenext"]["source"].startswith("paper:")
+    # densenet_bc's config says CIFAR-10: the listing counts what a run would train.
+    assert rows["densenet_bc"]["num_classes"] == 10
+    assert rows["densenet_bc"]["params"] == count_params(build_model("densenet_bc", num_classes=10))
+
+
+def test_models_table_names_every_model():
+    out = commbench("models")
+    assert out.returncode == 0, out.stderr
+    for name in MODELS:
+        assert name in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=vgg16"], "commbench: error: unknown model 'vgg16'; known: alexnet, "),
+    (["-m", "model=alexnet,vgg16", "nodes=1,2"], "commbench: error: unknown model 'vgg16'"),
+    (["nodes=0"], "commbench: error: nodes must be an integer >= 1, got 0"),
+    (["nodes=two"], "commbench: error: nodes must be an integer >= 1, got 'two'"),
+    (["steps=0"], "commbench: error: steps must be an integer >= 1, got 0"),
+    (["batch_size=-1"], "commbench: error: batch_size must be an integer >= 1, got -1"),
+    (["model=alexnet", "image_size=32"], "commbench: error: image_size=32 is too small for alexnet: its minimum is 63"),
+    (["cluster=slurm"], "commbench: error: unknown cluster 'slurm'; known: local"),
+    (["models", "format=xml"], "commbench: error: format must be one of table, json, got 'xml'"),
+])
+def test_bad_input_one_line_nonzero_exit_before_ray(args, message, no_ray_env, tmp_path):
+    extra = [] if args[0] == "models" else [f"results_dir={tmp_path}"]
+    out = commbench(*args, *extra, env=no_ray_env)
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert out.returncode == 2, out.stderr
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_unwritable_results_dir_is_one_line(no_ray_env, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = commbench(f"results_dir={blocker}/sub", env=no_ray_env)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"commbench: error: results_dir '{blocker}/sub' is not writable: Not a directory"]
+
+
+def cfg_job_model(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 0, out.stderr
+    return next(l for l in out.stdout.splitlines() if l.strip().startswith("name:")).split()[-1]
+
+
+def test_source_checkout_finds_conf(tmp_path):
+    """A plain checkout: no install, the editable install's finder taken out of the way."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "commbench", checkout / "commbench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "conf", checkout / "conf", ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / "conf" / "model" / "squeezenet.yaml").write_text("name: squeezenet1_1\nnum_classes: 1000\n")
+    code = ("import sys, runpy; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')];"
+            "sys.argv = ['commbench', '--cfg', 'job']; runpy.run_module('commbench', run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, timeout=120)
+    assert cfg_job_model(out) == "squeezenet1_1"  # the checkout's own conf/, not an installed copy
+
+
+def test_editable_or_installed_console_script_finds_conf(tmp_path):
+    script = shutil.which("commbench")
+    if script is None:
+        pytest.skip("commbench is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([script, "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert cfg_job_model(out) == "squeezenet"
+
+
+def test_regular_install_finds_conf(tmp_path):
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                          "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    assert (target / "commbench" / "conf" / "model" / "alexnet.yaml").is_file()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    out = subprocess.run([sys.executable, "-m", "commbench", "--cfg", "job", "model=alexnet"], cwd=run_dir,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert cfg_job_model(out) == "alexnet"
+    out = subprocess.run([str(target / "bin" / "commbench"), "models", "format=json"], cwd=run_dir, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["model"] == "alexnet"

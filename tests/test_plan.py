@@ -1,0 +1,69 @@
+"""Config -> RunPlan: defaults, validation (one line each), and the config hash that resume keys on."""
+
+from __future__ import annotations
+
+import pytest
+
+from commbench.config import compose
+from commbench.plan import PlanError, make_plan
+
+
+def plan(tmp_path, *overrides):
+    return make_plan(compose([f"results_dir={tmp_path}", *overrides]))
+
+
+def test_defaults(tmp_path):
+    p = plan(tmp_path)
+    assert (p.model, p.nodes, p.compression, p.hook, p.cluster_kind) == ("squeezenet", 2, "none", "allreduce", "local")
+    assert p.model_kwargs == {"num_classes": 1000}
+    assert p.results_dir == str(tmp_path.resolve()) and p.runs_file == tmp_path / "runs.jsonl"
+
+
+def test_variant_kwargs_reach_the_plan(tmp_path):
+    p = plan(tmp_path, "model=mobilenet_v1", "model.alpha=0.5")
+    assert p.model_kwargs == {"num_classes": 1000, "alpha": 0.5}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("nodes=0", "nodes must be an integer >= 1, got 0"),
+    ("nodes=-3", "nodes must be an integer >= 1, got -3"),
+    ("nodes=2.5", "nodes must be an integer >= 1, got 2.5"),
+    ("nodes=eight", "nodes must be an integer >= 1, got 'eight'"),
+    ("nodes=true", "nodes must be an integer >= 1, got True"),
+    ("steps=0", "steps must be an integer >= 1, got 0"),
+    ("warmup=-1", "warmup must be an integer >= 0, got -1"),
+    ("batch_size=0", "batch_size must be an integer >= 1, got 0"),
+    ("image_size=0", "image_size must be an integer >= 1, got 0"),
+    ("collective_timeout_s=0", "collective_timeout_s must be a number > 0, got 0"),
+    ("ddp.bucket_cap_mb=-1", "ddp.bucket_cap_mb must be a number > 0, got -1"),
+    ("cluster.workers_per_node=0", "cluster.workers_per_node must be an integer >= 1, got 0"),
+    ("model.name=vgg16", "unknown model 'vgg16'; known: alexnet, squeezenet,"),
+    ("model=alexnet image_size=62", "image_size=62 is too small for alexnet: its minimum is 63"),
+    ("model=mobilenet_v1 +model.beta=2", "model mobilenet_v1: model 'mobilenet_v1' has no option 'beta'"),
+    ("compression.hook=magic", "unknown comm hook 'magic'; known: allreduce"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, override, message):
+    with pytest.raises(PlanError) as err:
+        plan(tmp_path, *override.split())
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_unwritable_results_dir(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PlanError, match="results_dir .* is not writable"):
+        make_plan(compose([f"results_dir={blocker}/results"]))
+
+
+def test_config_hash_identifies_what_is_measured(tmp_path):
+    base = plan(tmp_path).config_hash()
+    assert plan(tmp_path).config_hash() == base
+    # Where results go, and whether to resume, do not change what is measured ...
+    assert plan(tmp_path / "elsewhere", "resume=false").config_hash() == base
+    # ... every measured setting does.
+    others = {plan(tmp_path, o).config_hash() for o in
+              ("nodes=4", "model=alexnet", "steps=5", "batch_size=4", "image_size=96", "seed=1",
+               "ddp.bucket_cap_mb=1", "cluster.address=10.0.0.1:6379")}
+    assert len(others) == 8 and base not in others

@@ -1,0 +1,115 @@
+"""Real Ray runs end to end: `python -m commbench ...` -> Ray Train -> record in runs.jsonl.
+
+Each test starts real Ray (embedded, or a separate "existing cluster" process) and real gloo workers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from commbench.records import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["steps=3", "warmup=1", "batch_size=4", "image_size=32"]
+SQUEEZENET_PARAMS = 1_248_424
+SQUEEZENET1_1_PARAMS = 1_235_496
+
+# The issue's list of fields every record carries.
+RECORD_FIELDS = {"model", "nodes", "params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s",
+                 "compute_time_s", "comm_time_s", "throughput", "batch_size", "image_size", "config_hash",
+                 "versions", "host", "buffer_bytes_per_step", "layer_bytes", "buckets", "status"}
+
+
+def commbench(*args: str, env: dict | None = None, timeout: float = 400):
+    return subprocess.run([sys.executable, "-m", "commbench", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_run_writes_a_record_and_resume_skips_it(tmp_path):
+    out = commbench("model=squeezenet", "nodes=2", *SMALL, f"results_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "gradient payload / step" in out.stdout and "4,993,696 B" in out.stdout
+
+    [record] = read_records(tmp_path / "runs.jsonl").records
+    assert RECORD_FIELDS <= set(record)
+    assert record["status"] == "ok" and record["model"] == "squeezenet" and record["nodes"] == 2
+    assert record["params"] == SQUEEZENET_PARAMS
+    assert record["grad_bytes_per_step"] == 4 * SQUEEZENET_PARAMS
+    assert record["sent_bytes_per_step"] == 4 * SQUEEZENET_PARAMS  # ring, N=2: 2(N-1)/N = 1
+    assert sum(b["payload_bytes"] for b in record["buckets"]) == 4 * SQUEEZENET_PARAMS
+    assert sum(record["layer_bytes"].values()) == 4 * SQUEEZENET_PARAMS
+    assert next(iter(record["layer_bytes"])) == "classifier.1"  # conv10: 513,000 of the 1.25M parameters
+    assert len(record["per_step"]["step_time_s"]) == 3
+    assert 0 < record["comm_time_s"] <= record["step_time_s"] + 1e-9
+    assert record["throughput"] == pytest.approx(2 * 4 / record["step_time_s"])
+    assert set(record["versions"]) == {"torch", "ray", "python"}
+    assert record["run_s"] > record["ray_overhead_s"] > record["ray_init_s"] > 0
+
+    again = commbench("model=squeezenet", "nodes=2", *SMALL, f"results_dir={tmp_path}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"skip squeezenet nodes=2: config_hash {record['config_hash']} already recorded" in again.stdout
+    assert len(read_records(tmp_path / "runs.jsonl").records) == 1
+
+
+def test_multirun_writes_one_record_per_cell_and_resumes(tmp_path):
+    sweep = ["-m", "model=squeezenet1_1", "nodes=1,2", *SMALL, f"results_dir={tmp_path}"]
+    out = commbench(*sweep)
+    assert out.returncode == 0, out.stderr[-3000:]
+    records = {r["nodes"]: r for r in read_records(tmp_path / "runs.jsonl").records}
+    assert set(records) == {1, 2}
+    for r in records.values():
+        assert r["grad_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
+    # nodes=1 is the scaling baseline: the payload that would be exchanged, nothing sent.
+    assert records[1]["sent_bytes_per_step"] == 0 and records[1]["comm_time_s"] == 0
+    assert records[2]["sent_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
+    assert records[1]["config_hash"] != records[2]["config_hash"]
+
+    again = commbench(*sweep)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already recorded") == 2
+    assert len(read_records(tmp_path / "runs.jsonl").records) == 2
+
+
+@pytest.fixture
+def existing_cluster():
+    """A Ray cluster this test does not own: started by another process, as `ray start` would be."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # head and drivers must agree on token auth
+    code = ("import sys, ray; ray.init(num_cpus=4, include_dashboard=False, logging_level='ERROR');"
+            "print(ray.get_runtime_context().gcs_address, flush=True); sys.stdin.read()")
+    head = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    address = head.stdout.readline().strip()
+    try:
+        assert address, "the head did not start"
+        yield address, env
+    finally:
+        head.stdin.close()  # the head's ray.shutdown() at exit stops its processes
+        head.wait(timeout=60)
+
+
+def test_existing_cluster_address_capacity_and_run(existing_cluster, tmp_path):
+    address, env = existing_cluster
+    too_many = commbench("nodes=3", f"cluster.address={address}", f"results_dir={tmp_path}", env=env)
+    assert too_many.returncode == 2
+    assert too_many.stderr.strip().splitlines()[-1] == (
+        f"commbench: error: nodes=3 is more than the cluster at {address} can place: "
+        "1 alive node(s) x cluster.workers_per_node=1 = 1")
+    assert not (tmp_path / "runs.jsonl").exists()
+
+    out = commbench("model=squeezenet", "nodes=2", "cluster.workers_per_node=2", f"cluster.address={address}",
+                    *SMALL, f"results_dir={tmp_path}", env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [record] = read_records(tmp_path / "runs.jsonl").records
+    assert record["cluster_address"] == address and record["grad_bytes_per_step"] == 4 * SQUEEZENET_PARAMS
+
+
+def test_unreachable_cluster_is_one_line(tmp_path):
+    out = commbench("cluster.address=127.0.0.1:1", f"results_dir={tmp_path}", timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "commbench: error: cannot reach the Ray cluster at 127.0.0.1:1: Connection refused")

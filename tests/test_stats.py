@@ -1,0 +1,50 @@
+"""Aggregation of per-rank step figures: median/p90 over steps of the slowest rank, ring bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from commbench.stats import layer_bytes, percentile, ring_sent_bytes, summarize
+
+
+def test_percentile_matches_numpy():
+    values = [0.3, 0.1, 0.7, 0.2, 0.9, 0.4]
+    for q in (0, 10, 50, 90, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+@pytest.mark.parametrize("nodes, sent", [(1, 0), (2, 1000), (4, 1500), (8, 1750)])
+def test_ring_sends_two_n_minus_one_over_n(nodes, sent):
+    assert ring_sent_bytes(1000, nodes) == sent
+
+
+def step(t, comm, payload=400, buf=0):
+    return {"step": t, "comm": comm, "compute": t - comm, "span": comm, "payload": payload,
+            "collectives": 1, "buffer_bytes": buf}
+
+
+def test_summary_takes_the_slowest_rank_per_step():
+    ranks = [
+        {"steps": [step(1.0, 0.5), step(2.0, 0.1), step(3.0, 0.2)]},
+        {"steps": [step(1.5, 0.1), step(1.0, 0.9), step(3.5, 0.3, buf=64)]},
+    ]
+    s = summarize(ranks, nodes=2, batch_size=4)
+    # per-step maxima: step [1.5, 2.0, 3.5], comm [0.5, 0.9, 0.3]
+    assert s["step_time_s"] == 2.0 and s["step_time_p90_s"] == pytest.approx(3.2)
+    assert s["comm_time_s"] == 0.5
+    assert s["throughput"] == 2 * 4 / 2.0
+    assert (s["grad_bytes_per_step"], s["sent_bytes_per_step"], s["buffer_bytes_per_step"]) == (400, 400, 64)
+
+
+def test_ranks_disagreeing_on_payload_is_an_error():
+    ranks = [{"steps": [step(1.0, 0.1, payload=400)]}, {"steps": [step(1.0, 0.1, payload=404)]}]
+    with pytest.raises(ValueError, match="different payloads"):
+        summarize(ranks, nodes=2, batch_size=1)
+
+
+def test_layer_bytes_sums_buckets_largest_first():
+    buckets = [{"layers": {"fc": 40, "conv1": 4}}, {"layers": {"conv2": 8, "fc": 4}}]
+    assert list(layer_bytes(buckets).items()) == [("fc", 44), ("conv2", 8), ("conv1", 4)]
