@@ -37,9 +37,8 @@ def _register(variant: str, ddp, world: int):
 
 def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
     """Per variant, step times of the slowest rank (rank 0 returns them)."""
-    import torch.distributed as dist
-
-    from commbench.worker import join_group, step_figures, step_fn, wrap_model
+    from commbench.stats import elementwise_max
+    from commbench.worker import gather_to_rank0, join_group, step_figures, step_fn, wrap_model
 
     rank, world, device = join_group(cfg)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -56,11 +55,10 @@ def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
                     step_figures(t0, t1, t2, counter.end_step(), reduced=counter.reduce)
                 if i >= cfg["warmup"]:
                     times[variant].append(t2 - t0)
-    gathered: list[Any] = [None] * world
-    dist.all_gather_object(gathered, times)
-    if rank != 0:
+    gathered = gather_to_rank0(times)
+    if gathered is None:
         return None
-    return {v: [max(r[v][i] for r in gathered) for i in range(len(times[v]))] for v in VARIANTS}
+    return {v: elementwise_max([r[v] for r in gathered]) for v in VARIANTS}
 
 
 def overhead_ratios(times: dict[str, list[float]]) -> dict[str, float]:

@@ -44,3 +44,15 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     cfg = OmegaConf.to_container(cfg, resolve=True)
     cfg.pop("hydra", None)
     return cfg
+
+
+def model_conf(name: str) -> dict[str, Any]:
+    """The build kwargs conf/model/<name>.yaml gives (num_classes and the variant), without `name`."""
+    from omegaconf import OmegaConf
+
+    files = config_files("model")
+    if name not in files:
+        return {}
+    kwargs = OmegaConf.to_container(OmegaConf.create(files[name].read_text()))
+    kwargs.pop("name", None)
+    return kwargs

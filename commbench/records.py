@@ -78,6 +78,12 @@ def finished_hashes(path: Path) -> set[str]:
             if r.get("status") == "ok" and "config_hash" in r}
 
 
+def provenance() -> dict[str, Any]:
+    """Where and when a record was made, and with what."""
+    return {"versions": versions(), "host": socket.gethostname(), "argv": sys.argv[1:],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def base_record(plan) -> dict[str, Any]:
     """The fields every record has, successful or failed."""
     return {
@@ -96,10 +102,7 @@ def base_record(plan) -> dict[str, Any]:
         "cluster_kind": plan.cluster_kind,
         "cluster_address": plan.cluster_address,
         "config_hash": plan.config_hash(),
-        "versions": versions(),
-        "host": socket.gethostname(),
-        "argv": sys.argv[1:],
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **provenance(),
     }
 
 

@@ -93,7 +93,7 @@ def check_capacity(plan: RunPlan, nodes: list[dict[str, Any]]) -> None:
 
 
 def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, Any]):
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     spread = plan.cluster_address and plan.workers_per_node == 1
@@ -112,6 +112,7 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
             name=f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(Path(plan.results_dir) / "ray"),
             failure_config=FailureConfig(max_failures=0),
+            logging_config=LoggingConfig(log_level="WARNING"),  # the controller's INFO chatter
         ),
     )
 
@@ -158,6 +159,7 @@ def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, flo
         "loss_first": rank0["loss_first"],
         "loss_last": rank0["loss_last"],
         "threads_per_worker": rank0["threads"],
+        "host_cpus": rank0["host_cpus"],
         "worker_hosts": sorted({r["host"] for r in ranks}),
         "worker_setup_s": max(r["setup_s"] for r in ranks),
         **timings,

@@ -21,10 +21,14 @@ def ring_sent_bytes(payload: int, nodes: int) -> int:
     return 0 if nodes <= 1 else round(2 * (nodes - 1) * payload / nodes)
 
 
+def elementwise_max(series: list[list[float]]) -> list[float]:
+    """Per iteration, the slowest rank's value: a synchronous step or collective is as slow as its
+    slowest rank. `series` holds one list per rank."""
+    return [max(values) for values in zip(*series)]
+
+
 def slowest_rank(ranks: list[dict[str, Any]], key: str) -> list[float]:
-    """Per step, the value of the slowest rank: a synchronous step is as slow as its slowest rank."""
-    n_steps = min(len(r["steps"]) for r in ranks)
-    return [max(r["steps"][i][key] for r in ranks) for i in range(n_steps)]
+    return elementwise_max([[s[key] for s in r["steps"]] for r in ranks])
 
 
 def summarize(ranks: list[dict[str, Any]], nodes: int, batch_size: int) -> dict[str, Any]:
@@ -53,4 +57,9 @@ def layer_bytes(buckets: list[dict[str, Any]]) -> dict[str, int]:
     for bucket in buckets:
         for layer, nbytes in bucket["layers"].items():
             total[layer] = total.get(layer, 0) + nbytes
-    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+    return largest_first(total)
+
+
+def largest_first(layers: dict[str, int]) -> dict[str, int]:
+    """Records store JSON with sorted keys, so order is restored on reading."""
+    return dict(sorted(layers.items(), key=lambda kv: (-kv[1], kv[0])))

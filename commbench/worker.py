@@ -168,6 +168,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     mine = {
         "rank": rank,
         "host": socket.gethostname(),
+        "host_cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "params": count_params(model),
         "setup_s": t_first_step - t_enter,
@@ -177,6 +178,12 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         "buckets": bucket_table(last, names),
     }
     mine["train_loop_s"] = time.perf_counter() - t_enter
-    gathered: list[Any] = [None] * world
+    gathered = gather_to_rank0(mine)
+    return None if gathered is None else {"ranks": gathered, "world_size": world}
+
+
+def gather_to_rank0(mine: Any) -> list[Any] | None:
+    """Every rank's `mine` on rank 0 (None elsewhere): one all_gather_object, under the group's timeout."""
+    gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, mine)
-    return {"ranks": gathered, "world_size": world} if rank == 0 else None
+    return gathered if dist.get_rank() == 0 else None

@@ -31,13 +31,16 @@ def _entry(fn: Callable, rank: int, world: int, port: int, args: tuple, queue) -
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOCAL_WORLD_SIZE=str(world))
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
-    try:
-        out = fn(*args)
-        if rank == 0:
-            queue.put(out)
-    finally:
-        dist.barrier()  # nobody tears gloo down while a peer still talks to it
-        dist.destroy_process_group()
+    out = fn(*args)
+    if rank == 0:
+        queue.put(out)
+        queue.close()
+        queue.join_thread()  # the result is through the pipe before this process goes
+    dist.barrier()  # nobody tears gloo down while a peer still talks to it
+    dist.destroy_process_group()
+    # Skip interpreter finalization: gloo/DDP threads torn down by Python's exit can abort
+    # ("terminate called without an active exception") after all the work is done.
+    os._exit(0)
 
 
 def run_workers(cfg: dict[str, Any], world: int, timeout_s: float = 300) -> dict[str, Any]:

@@ -1,0 +1,61 @@
+"""Communication-only replay: a model's gradient buckets, in DDP's order, through the same
+all-reduce with no compute — what one step's gradient exchange costs without training's CPU contention.
+
+The bucket sizes and order come from a run's record (the counting hook saw them); every collective goes
+through the hook's ByteCounter, so the replay is checked to send exactly the model's payload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commbench.records import read_records
+
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def buckets_from_records(path, model: str) -> list[dict[str, Any]]:
+    """The bucket layout of the newest successful run of `model` (DDP's order: index ascending)."""
+    runs = [r for r in read_records(path).records
+            if r.get("model") == model and r.get("status") == "ok" and r.get("buckets")]
+    if not runs:
+        raise LookupError(f"no record of model {model!r} with buckets in {path}: "
+                          f"run `python -m commbench model={model} nodes=2` first")
+    return sorted(runs[-1]["buckets"], key=lambda b: b["index"])
+
+
+def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """Ray worker function: rank 0 returns per-iteration times (slowest rank) and the bytes counted."""
+    import time
+
+    import torch
+    import torch.distributed as dist
+
+    from commbench.comm.hooks import ByteCounter
+    from commbench.stats import elementwise_max
+    from commbench.worker import gather_to_rank0, join_group
+
+    _, world, device = join_group(cfg)
+    tensors = [torch.ones(b["numel"], dtype=getattr(torch, b["dtype"]), device=device)
+               for b in cfg["buckets"]]
+    counter = ByteCounter(world)
+    times, payloads = [], []
+    for i in range(cfg["warmup_iters"] + cfg["iters"]):
+        dist.barrier()
+        counter.start_step()
+        t0 = time.perf_counter()
+        # Issued back to back, as DDP issues ready buckets; gloo runs them in order.
+        futures = [counter.all_reduce(t) for t in tensors]
+        torch.futures.wait_all(futures)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        step = counter.end_step()
+        if i >= cfg["warmup_iters"]:
+            times.append(elapsed)
+            payloads.append(step.payload_bytes)
+    gathered = gather_to_rank0({"times": times, "payloads": payloads})
+    if gathered is None:
+        return None
+    return {"times_s": elementwise_max([r["times"] for r in gathered]),
+            "payloads": sorted({p for r in gathered for p in r["payloads"]})}

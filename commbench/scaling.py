@@ -1,0 +1,67 @@
+"""Scaling efficiency from records: E(N) = throughput(N) / (N x throughput(1)), per model, with the step
+split into compute, exposed communication and overlap, the regime it was measured in, and the
+efficiency projected from communication-only replays (no CPU contention from training)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from commbench.netmodel import efficiency
+
+
+def series_key(record: dict[str, Any]) -> tuple:
+    """Runs that differ only in `nodes` form one scaling series."""
+    return (record["model"], json.dumps(record.get("model_kwargs", {}), sort_keys=True), record.get("batch_size"),
+            record.get("image_size"), record.get("compression"), record.get("cluster_kind"),
+            record.get("cluster_address"))
+
+
+def latest_per_nodes(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, Any]]]:
+    series: dict[tuple, dict[int, dict[str, Any]]] = {}
+    for r in records:
+        if r.get("status") == "ok" and "throughput" in r:
+            series.setdefault(series_key(r), {})[r["nodes"]] = r  # later lines win
+    return series
+
+
+def regime(record: dict[str, Any]) -> str:
+    """Where the number comes from: workers sharing a machine's cores measure contention too."""
+    hosts = max(1, len(record.get("worker_hosts") or [1]))
+    per_host = -(-record["nodes"] // hosts)
+    text = f"{per_host}/host" + (f" x {hosts} hosts" if hosts > 1 else "")
+    cores = record.get("host_cpus")
+    if cores:
+        text += f", {cores} cores" + (", shared" if per_host * record.get("threads_per_worker", 1) > cores else "")
+    return text
+
+
+def replay_times(replays: Iterable[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    return {(r["model"], r["nodes"]): r["comm_time_s"] for r in replays}
+
+
+def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    replayed = replay_times(replays)
+    rows = []
+    for by_nodes in latest_per_nodes(records).values():
+        base = by_nodes.get(1)
+        for nodes in sorted(by_nodes):
+            r = by_nodes[nodes]
+            comm = replayed.get((r["model"], nodes))
+            rows.append({
+                "model": r["model"],
+                "nodes": nodes,
+                "throughput": r["throughput"],
+                "efficiency": r["throughput"] / (nodes * base["throughput"]) if base else None,
+                "step_time_s": r["step_time_s"],
+                "compute_time_s": r["compute_time_s"],
+                "exposed_comm_s": r["comm_time_s"],
+                # Collective time hidden behind backward: how long the all-reduces ran minus the exposed part.
+                "overlap_s": max(0.0, r.get("comm_span_s", 0.0) - r["comm_time_s"]),
+                "grad_bytes_per_step": r["grad_bytes_per_step"],
+                "sent_bytes_per_step": r["sent_bytes_per_step"],
+                "replay_comm_s": comm,
+                "projected_efficiency": efficiency(base["compute_time_s"], comm) if base and comm is not None else None,
+                "regime": regime(r),
+            })
+    return rows

@@ -1,0 +1,111 @@
+"""Scaling efficiency arithmetic over records, and the analysis subcommands on records made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from commbench.records import append_record
+from commbench.scaling import regime, scaling_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(model, nodes, thr, step, compute, comm, span, **extra):
+    return {"model": model, "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "status": "ok",
+            "throughput": thr, "step_time_s": step, "compute_time_s": compute, "comm_time_s": comm,
+            "comm_span_s": span, "grad_bytes_per_step": 400, "sent_bytes_per_step": 0 if nodes == 1 else 700,
+            "batch_size": 8, "image_size": 64, "compression": "none", "cluster_kind": "local",
+            "worker_hosts": ["vm"], "host_cpus": 2, "threads_per_worker": 1, **extra}
+
+
+RUNS = [run("alexnet", 1, 100.0, 0.08, 0.08, 0.0, 0.0), run("alexnet", 2, 150.0, 0.106, 0.08, 0.02, 0.05),
+        run("alexnet", 4, 200.0, 0.16, 0.1, 0.06, 0.07)]
+
+
+def test_efficiency_is_throughput_over_n_times_baseline():
+    rows = {r["nodes"]: r for r in scaling_rows(RUNS)}
+    assert rows[1]["efficiency"] == 1.0
+    assert rows[2]["efficiency"] == pytest.approx(150 / (2 * 100))
+    assert rows[4]["efficiency"] == pytest.approx(200 / (4 * 100))
+    assert rows[2]["overlap_s"] == pytest.approx(0.03) and rows[4]["overlap_s"] == pytest.approx(0.01)
+
+
+def test_no_baseline_no_efficiency_and_later_runs_win():
+    rows = scaling_rows([RUNS[1], {**RUNS[1], "throughput": 120.0}])
+    assert len(rows) == 1 and rows[0]["efficiency"] is None and rows[0]["throughput"] == 120.0
+
+
+def test_projected_efficiency_from_replay():
+    rows = {r["nodes"]: r for r in scaling_rows(RUNS, [{"model": "alexnet", "nodes": 4, "comm_time_s": 0.02}])}
+    assert rows[4]["replay_comm_s"] == 0.02
+    assert rows[4]["projected_efficiency"] == pytest.approx(0.08 / (0.08 + 0.02))
+    assert rows[2]["projected_efficiency"] is None
+
+
+def test_regime_says_when_workers_share_cores():
+    assert regime(RUNS[2]) == "4/host, 2 cores, shared"
+    assert regime({**RUNS[0], "nodes": 1}) == "1/host, 2 cores"
+    assert regime({**RUNS[2], "worker_hosts": ["a", "b", "c", "d"]}) == "1/host x 4 hosts, 2 cores"
+
+
+def commbench_json(*args):
+    out = subprocess.run([sys.executable, "-m", "commbench", *args, "format=json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_scaling_and_layers_commands(tmp_path):
+    for r in RUNS:
+        append_record(tmp_path / "runs.jsonl", {**r, "layer_bytes": {"features.0": 100, "classifier.1": 300}})
+    rows = commbench_json("scaling", f"results_dir={tmp_path}")
+    assert [(r["nodes"], r["efficiency"]) for r in rows] == [(1, 1.0), (2, 0.75), (4, 0.5)]
+    layers = commbench_json("layers", "model=alexnet", f"results_dir={tmp_path}")
+    assert layers == [{"layer": "classifier.1", "grad_bytes": 300, "share": 0.75},
+                      {"layer": "features.0", "grad_bytes": 100, "share": 0.25}]
+
+
+def test_predict_matches_hand_computed_ring(tmp_path):
+    out = commbench_json("predict", "model=squeezenet", "nodes=8", "network.bandwidth=1gbit",
+                         "network.latency=10us", "compute_s=0.05", f"results_dir={tmp_path}")
+    n = 4 * 1_248_424  # one 5 MB bucket
+    ring = 2 * 7 * 10e-6 + 2 * 7 / 8 * n * 8 / 1e9
+    assert out["buckets"] == [n] and out["bucket_source"] == "DDP layout"
+    assert out["at_nodes"]["ring"]["comm_s"] == pytest.approx(ring)
+    assert out["at_nodes"]["ring"]["efficiency"] == pytest.approx(0.05 / (0.05 + ring))
+    assert out["at_nodes"]["ps"]["comm_s"] == pytest.approx(2 * (10e-6 + 8 * n * 8 / 1e9))
+    assert [row["nodes"] for row in out["by_nodes"]] == [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    ranked = [r["model"] for r in out["ranking"]]
+    assert len(ranked) == 16 and ranked[-1] == "alexnet" and ranked[0] == "squeezenext"
+
+
+def test_validate_compares_fit_with_replay(tmp_path):
+    append_record(tmp_path / "busbw.jsonl", {"kind": "busbw", "nodes": 2,
+                                             "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}})
+    append_record(tmp_path / "replay.jsonl", {"model": "squeezenet", "nodes": 2, "bucket_bytes": [1_000_000],
+                                              "payload_bytes": 1_000_000, "comm_time_s": 0.002})
+    [row] = commbench_json("validate", f"results_dir={tmp_path}")
+    predicted = 2 * 1 * 1e-4 + 2 * 1 / 2 * 1_000_000 * 1e-9
+    assert row["predicted_s"] == pytest.approx(predicted)
+    assert row["error"] == pytest.approx((predicted - 0.002) / 0.002)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "model=vgg"], "unknown model 'vgg'"),
+    (["predict", "network.bandwidth=10gbps", "network.latency=5us"], "network.bandwidth "),
+    (["predict", "network.bandwidth=10gbit"], "predict needs network.bandwidth and network.latency"),
+    (["predict", "nodes=0", "network.bandwidth=10gbit", "network.latency=5us"], "nodes must be an integer >= 1"),
+    (["layers", "model=alexnet"], "no run of model 'alexnet'"),
+    (["scaling", "bogus=1"], "unexpected argument 'bogus=1'"),
+])
+def test_analysis_bad_input_is_one_line(tmp_path, args, message):
+    out = subprocess.run([sys.executable, "-m", "commbench", *args, f"results_dir={tmp_path}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
