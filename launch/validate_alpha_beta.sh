@@ -10,8 +10,9 @@ for n in $NODES; do
   python -m commbench busbw "nodes=$n" "results_dir=${RESULTS}" "${BUSBW_ARGS:-max_bytes=256MiB}"
 done
 for m in $MODELS; do
-  # A short run records the model's bucket layout (and nodes=1 its compute time) if not there yet.
-  python -m commbench -m "model=$m" nodes=1,2 steps=5 "results_dir=${RESULTS}"
+  # A short run records the model's bucket layout (and nodes=1 its compute time) if no run has yet.
+  python -m commbench layers "model=$m" "results_dir=${RESULTS}" >/dev/null 2>&1 ||
+    python -m commbench -m "model=$m" nodes=1,2 steps=5 "results_dir=${RESULTS}"
   for n in $NODES; do
     python -m commbench replay "model=$m" "nodes=$n" "results_dir=${RESULTS}"
   done

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import GlobalPoolClassifier, kaiming_init_convs
+
 COMPRESSION = 0.5  # theta of DenseNet-C
 BOTTLENECK_WIDTH = 4  # the 1x1 conv produces 4k feature maps (DenseNet-B)
 
@@ -49,9 +51,8 @@ def transition(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(_bn_relu_conv(cin, cout, 1), nn.AvgPool2d(2))
 
 
-class DenseNetBC(nn.Module):
+class DenseNetBC(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 10, growth_rate: int = 12, depth: int = 100) -> None:
-        super().__init__()
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"densenet_bc depth must be 6n+4 with n >= 1, got {depth!r}")
         if growth_rate < 1:
@@ -67,15 +68,8 @@ class DenseNetBC(nn.Module):
                 layers.append(transition(c, out))
                 c = out
         layers += [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-
-    def forward(self, x):
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        super().__init__(nn.Sequential(*layers), c, num_classes)
+        kaiming_init_convs(self)
 
 
 def densenet_bc(num_classes: int = 1000, growth_rate: int = 12, depth: int = 100) -> DenseNetBC:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from .common import GlobalPoolClassifier, kaiming_init_convs
+
 # Table 1 after the stem: (pointwise output channels, depthwise stride).  The paper
 # prints "Conv dw / s2" for the second-to-last depthwise layer, but its input and
 # output are both 7x7, so that layer has stride 1 (as in every reference implementation).
@@ -41,9 +43,8 @@ def depthwise_separable(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 1000, alpha: float = 1.0) -> None:
-        super().__init__()
         if not 0 < alpha:
             raise ValueError(f"mobilenet_v1 alpha must be > 0, got {alpha!r}")
         width = lambda c: max(1, int(c * alpha))  # noqa: E731  (alpha*M, alpha*N of Sec. 4.2)
@@ -52,15 +53,8 @@ class MobileNetV1(nn.Module):
         for cout, stride in BODY:
             layers.append(depthwise_separable(cin, width(cout), stride))
             cin = width(cout)
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x):
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        super().__init__(nn.Sequential(*layers), cin, num_classes)
+        kaiming_init_convs(self, mode="fan_out", nonlinearity="relu")
 
 
 def mobilenet_v1(num_classes: int = 1000, alpha: float = 1.0) -> MobileNetV1:

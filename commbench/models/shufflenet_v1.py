@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import GlobalPoolClassifier, kaiming_init_convs
+
 # Table 1: output channels of Stages 2, 3, 4 for each number of groups (1x).
 STAGE_CHANNELS = {
     1: (144, 288, 576),
@@ -73,9 +75,8 @@ class ShuffleUnit(nn.Module):
         return self.relu(out + x)
 
 
-class ShuffleNetV1(nn.Module):
+class ShuffleNetV1(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 1000, groups: int = 3, scale: float = 1.0) -> None:
-        super().__init__()
         if groups not in STAGE_CHANNELS:
             raise ValueError(f"shufflenet_v1 groups must be one of {sorted(STAGE_CHANNELS)}, got {groups!r}")
         if not scale > 0:
@@ -97,15 +98,8 @@ class ShuffleNetV1(nn.Module):
                 layers.append(ShuffleUnit(cin, cout, mid, g, stride=2 if first else 1,
                                           group_first=not (stage == 0 and first)))
                 cin = cout
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x):
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        super().__init__(nn.Sequential(*layers), cin, num_classes)
+        kaiming_init_convs(self, mode="fan_out", nonlinearity="relu")
 
 
 def shufflenet_v1(num_classes: int = 1000, groups: int = 3, scale: float = 1.0) -> ShuffleNetV1:

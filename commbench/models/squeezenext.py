@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from .common import GlobalPoolClassifier
+
 STAGE_BLOCKS = {23: (6, 6, 8, 1)}  # Table/Fig. of 1.0-SqNxt-23; only depth 23 is reproduced
 STAGE_WIDTHS = (32, 64, 128, 256)
 STEM_CHANNELS = 64
@@ -55,9 +57,8 @@ class SqNxtBlock(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
-class SqueezeNext(nn.Module):
+class SqueezeNext(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 1000, width: float = 1.0, depth: int = 23) -> None:
-        super().__init__()
         if depth not in STAGE_BLOCKS:
             raise ValueError(f"squeezenext depth must be one of {sorted(STAGE_BLOCKS)}, got {depth!r}")
         if not width > 0:
@@ -76,14 +77,8 @@ class SqueezeNext(nn.Module):
                 layers.append(SqNxtBlock(cin, c, stride, project=(b == 0)))
                 cin = c
         layers.append(_conv_bn_relu(cin, HEAD_CHANNELS, 1))
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes, bias=False)
+        super().__init__(nn.Sequential(*layers), HEAD_CHANNELS, num_classes, bias=False)
         _init(self)
-
-    def forward(self, x):
-        x = self.pool(self.features(x)).flatten(1)
-        return self.classifier(x)
 
 
 def _init(model: nn.Module) -> None:
