@@ -6,6 +6,7 @@ subcommands live in cli.py.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ from commbench.cli import SUBCOMMANDS, fail, precheck_overrides
 from commbench.config import config_path
 
 
-def run_cell(cfg: dict[str, Any]) -> None:
+def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None) -> None:
     """One run (one sweep cell): plan, skip if recorded, run on Ray, append the record, print it."""
     from commbench.plan import PlanError, make_plan
     from commbench.records import append_record, failed_record, finished_hashes
@@ -25,6 +26,17 @@ def run_cell(cfg: dict[str, Any]) -> None:
     if plan.resume and plan.config_hash() in finished_hashes(plan.runs_file):
         print(f"commbench: skip {plan.model} nodes={plan.nodes}: config_hash {plan.config_hash()} "
               f"already recorded in {plan.runs_file} (resume=true)")
+        return
+
+    if plan.cluster_kind == "emulated" and not inside_emulated():
+        from commbench.cluster.emulated import ClusterError, run_emulated
+
+        try:
+            code = run_emulated(plan, list(overrides or []))
+        except ClusterError as exc:
+            fail(str(exc))
+        if code:
+            sys.exit(code)
         return
 
     from commbench import runner
@@ -41,6 +53,12 @@ def run_cell(cfg: dict[str, Any]) -> None:
     print_run(record, str(plan.runs_file))
 
 
+def inside_emulated() -> bool:
+    from commbench.cluster.emulated import INSIDE_ENV
+
+    return bool(os.environ.get(INSIDE_ENV))
+
+
 def run_hydra(argv: list[str]) -> None:
     import hydra
     from omegaconf import OmegaConf
@@ -49,7 +67,9 @@ def run_hydra(argv: list[str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
     def app(cfg) -> None:
-        run_cell(OmegaConf.to_container(cfg, resolve=True))
+        from hydra.core.hydra_config import HydraConfig
+
+        run_cell(OmegaConf.to_container(cfg, resolve=True), list(HydraConfig.get().overrides.task))
 
     sys.argv = [sys.argv[0], *argv]
     app()

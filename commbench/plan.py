@@ -16,6 +16,7 @@ from commbench.comm.hooks import HOOKS
 HASHED_FIELDS = (
     "model", "model_kwargs", "nodes", "steps", "warmup", "batch_size", "image_size", "seed",
     "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "cluster_kind", "cluster_address",
+    "bandwidth_bits_per_s", "latency_s", "loss_percent",
 )
 
 
@@ -46,6 +47,9 @@ class RunPlan:
     workers_per_node: int
     cpus_per_worker: float | None
     threads_per_worker: int | None
+    bandwidth_bits_per_s: float | None = None  # network.*: the emulated cluster's links
+    latency_s: float | None = None
+    loss_percent: float | None = None
 
     @property
     def runs_file(self) -> Path:
@@ -116,6 +120,43 @@ def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str
     return name, kwargs
 
 
+def _network(cfg_network: Mapping[str, Any], cluster_kind: str) -> dict[str, float | None]:
+    from commbench.netmodel import NetworkSpecError, parse_bandwidth, parse_latency
+
+    net = cfg_network or {}
+    try:
+        out = {
+            "bandwidth_bits_per_s": None if net.get("bandwidth") is None else parse_bandwidth(net["bandwidth"]),
+            "latency_s": None if net.get("latency") is None else parse_latency(net["latency"]),
+            "loss_percent": _optional(_percent, "network.loss", net.get("loss")),
+        }
+    except NetworkSpecError as exc:
+        raise PlanError(str(exc)) from None
+    given = [k for k in ("bandwidth", "latency", "loss") if net.get(k) is not None]
+    if given and cluster_kind != "emulated":
+        raise PlanError(f"network.{given[0]} shapes links only with cluster=emulated "
+                        f"(this run's cluster is {cluster_kind})")
+    return out
+
+
+def _percent(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise PlanError(f"{name} must be a percentage from 0 to 100, got {value!r}")
+    return float(value)
+
+
+def _cluster_kind(cluster: Mapping[str, Any]) -> str:
+    kind = str(cluster.get("kind", "local"))
+    if kind == "emulated":
+        from commbench.cluster.emulated import ClusterError, preflight
+
+        try:
+            preflight()
+        except ClusterError as exc:
+            raise PlanError(str(exc)) from None
+    return kind
+
+
 def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
     nodes = _positive_int("nodes", cfg.get("nodes"))
@@ -129,6 +170,8 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     cluster = cfg.get("cluster") or {}
     compression = cfg.get("compression") or {"name": "none", "hook": "allreduce"}
     model, model_kwargs = _model(cfg.get("model") or {}, image_size)
+    cluster_kind = _cluster_kind(cluster)
+    network = _network(cfg.get("network"), cluster_kind)
     hook = str(compression.get("hook", "allreduce"))
     if hook not in HOOKS:
         raise PlanError(f"unknown comm hook {hook!r}; known: {', '.join(HOOKS)}")
@@ -149,9 +192,10 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         broadcast_buffers=bool(ddp.get("broadcast_buffers", True)),
         compression=str(compression.get("name", "none")),
         hook=hook,
-        cluster_kind=str(cluster.get("kind", "local")),
+        cluster_kind=cluster_kind,
         cluster_address=cluster.get("address") or None,
         workers_per_node=_positive_int("cluster.workers_per_node", cluster.get("workers_per_node", 1)),
         cpus_per_worker=_optional(_positive_float, "cluster.cpus_per_worker", cluster.get("cpus_per_worker")),
         threads_per_worker=_optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker")),
+        **network,
     )

@@ -16,8 +16,10 @@ from commbench.stats import layer_bytes, slowest_rank, summarize
 # Ray Train's controller polls workers every 2 s by default; that poll is pure waiting at the end of
 # every run, so poll faster (still far below the cost of one step of any model).
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-# Ray's own usage-stats prompt and its periodic metrics exporter have nothing to do with a benchmark.
+# Ray's usage stats, and the spot-instance preemption watcher (one more actor process to start and a
+# warning on every run), have nothing to do with a benchmark.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 
 
 class RunError(RuntimeError):
@@ -37,14 +39,17 @@ def start_ray(plan: RunPlan) -> float:
     import ray
 
     t0 = time.perf_counter()
-    if plan.cluster_address:
+    address = join_address(plan)
+    if address:
         if not ray.is_initialized():
-            check_reachable(plan.cluster_address)
+            check_reachable(address)
             try:
-                ray.init(address=plan.cluster_address, **quiet_logs(ray))
+                ray.init(address=address, **quiet_logs(ray))
             except (ConnectionError, RuntimeError) as exc:
-                raise PlanError(f"cannot join the Ray cluster at {plan.cluster_address}: {_first_line(exc)}") from None
-        check_capacity(plan, ray.nodes())
+                raise PlanError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
+        if plan.cluster_kind == "emulated":
+            wait_for_nodes(ray, plan.nodes)
+        check_capacity(plan, ray.nodes(), address)
         return time.perf_counter() - t0
     needed = math.ceil(plan.nodes * cpus_per_worker(plan))
     if ray.is_initialized():
@@ -81,13 +86,32 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise PlanError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def check_capacity(plan: RunPlan, nodes: list[dict[str, Any]]) -> None:
+def join_address(plan: RunPlan) -> str | None:
+    """The Ray cluster to join: cluster.address, or the emulated cluster this driver runs inside."""
+    if plan.cluster_kind == "emulated":
+        from commbench.cluster.emulated import INSIDE_ENV
+
+        if not os.environ.get(INSIDE_ENV):
+            raise RunError("cluster=emulated runs its driver inside the head's namespace; "
+                           "this process is not there")
+        return os.environ[INSIDE_ENV]
+    return plan.cluster_address
+
+
+def wait_for_nodes(ray, count: int, timeout_s: float = 90) -> None:
+    """The emulated cluster's worker nodes join the head a few seconds after it starts."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and sum(n["Alive"] for n in ray.nodes()) < count:
+        time.sleep(0.5)
+
+
+def check_capacity(plan: RunPlan, nodes: list[dict[str, Any]], address: str | None = None) -> None:
     """One worker per node unless cluster.workers_per_node says otherwise."""
     alive = [n for n in nodes if n.get("Alive")]
     slots = len(alive) * plan.workers_per_node
     if plan.nodes > slots:
         raise PlanError(
-            f"nodes={plan.nodes} is more than the cluster at {plan.cluster_address} can place: "
+            f"nodes={plan.nodes} is more than the cluster at {address or plan.cluster_address} can place: "
             f"{len(alive)} alive node(s) x cluster.workers_per_node={plan.workers_per_node} = {slots}"
         )
 
@@ -96,7 +120,7 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
     from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    spread = plan.cluster_address and plan.workers_per_node == 1
+    spread = (plan.cluster_address or plan.cluster_kind == "emulated") and plan.workers_per_node == 1
     return TorchTrainer(
         loop,
         train_loop_config=config,
@@ -162,10 +186,27 @@ def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, flo
         "host_cpus": rank0["host_cpus"],
         "worker_hosts": sorted({r["host"] for r in ranks}),
         "worker_setup_s": max(r["setup_s"] for r in ranks),
+        **wire_figures(ranks, summary["sent_bytes_per_step"]),
         **timings,
         # What Ray costs around the training loop: start-up of actors, workers and process group.
         "ray_overhead_s": timings["run_s"] - max(r["train_loop_s"] for r in ranks),
     }
+
+
+def wire_figures(ranks: list[dict[str, Any]], sent: int) -> dict[str, Any]:
+    """Bytes each node's interface carried per step, next to the ring's payload (emulated clusters)."""
+    from commbench.cluster.emulated import wire_overhead
+
+    wires = [r["wire"] for r in ranks if r.get("wire")]
+    if not wires:
+        return {}
+    tx = [w["tx_per_step"] for w in wires]
+    out = {"wire_bytes_per_step": tx, "wire_rx_bytes_per_step": [w["rx_per_step"] for w in wires],
+           "wire_interface": wires[0]["interface"], "wire_mtu": wires[0]["mtu"],
+           "wire_overhead_expected": wire_overhead(wires[0]["mtu"])}
+    if sent:
+        out["wire_ratio"] = sum(tx) / len(tx) / sent
+    return out
 
 
 def run(plan: RunPlan) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from commbench.cluster.emulated import interface_bytes, interface_mtu
 from commbench.comm.hooks import HOOKS, ByteCounter, StepComm
 from commbench.models import build_model, count_params
 
@@ -76,11 +77,11 @@ def bucket_table(step: StepComm, names: dict[int, str]) -> list[dict[str, Any]]:
 def step_figures(t_start: float, t_backward: float, t_end: float, comm: StepComm,
                  reduced: bool = True) -> dict[str, float]:
     """Split one step: communication a rank is blocked on is the wait after its last bucket was ready
-    (none when no collective ran: a single worker's step is all compute)."""
+    (none when no collective ran: a single worker's step is all compute, and nothing spans)."""
     ready = comm.t_last_ready if comm.t_last_ready is not None else t_backward
     blocked = max(0.0, t_backward - ready) if reduced else 0.0
     span = 0.0
-    if comm.t_first_issue is not None and comm.t_last_done is not None:
+    if reduced and comm.t_first_issue is not None and comm.t_last_done is not None:
         span = max(0.0, comm.t_last_done - comm.t_first_issue)
     step = t_end - t_start
     return {"step": step, "comm": blocked, "compute": step - blocked, "span": span,
@@ -149,8 +150,12 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     total = cfg["warmup"] + cfg["steps"]
     bar = _progress(total, rank)
     figures, losses, last = [], [], StepComm()
+    ifname = os.environ.get("GLOO_SOCKET_IFNAME")  # set where workers have a real interface
+    wire_before = None
     t_first_step = time.perf_counter()
     for i in range(total):
+        if i == cfg["warmup"] and ifname:
+            wire_before = interface_bytes(ifname)
         counter.start_step()
         n_buf = len(buffer_sends)
         t0, t1, t2, loss = step()
@@ -164,6 +169,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    wire_after = interface_bytes(ifname) if wire_before else None
 
     mine = {
         "rank": rank,
@@ -176,6 +182,10 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "buckets": bucket_table(last, names),
+        "wire": None if not wire_after else {
+            "interface": ifname, "mtu": interface_mtu(ifname),
+            "tx_per_step": (wire_after["tx"] - wire_before["tx"]) / cfg["steps"],
+            "rx_per_step": (wire_after["rx"] - wire_before["rx"]) / cfg["steps"]},
     }
     mine["train_loop_s"] = time.perf_counter() - t_enter
     gathered = gather_to_rank0(mine)

@@ -118,7 +118,13 @@ def test_regular_install_finds_conf(tmp_path):
     out = subprocess.run([sys.executable, "-m", "commbench", "--cfg", "job", "model=alexnet"], cwd=run_dir,
                          env=env, capture_output=True, text=True, timeout=120)
     assert cfg_job_model(out) == "alexnet"
-    out = subprocess.run([str(target / "bin" / "commbench"), "models", "format=json"], cwd=run_dir, env=env,
+    out = subprocess.run([str(target / "bin" / "commbench"), "models"], cwd=run_dir, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)[0]["model"] == "alexnet"
+    assert "alexnet" in out.stdout
+    # Every module of the checkout made it into the installed package.
+    modules = sorted(".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "commbench").rglob("*.py"))
+    code = f"import importlib; [importlib.import_module(m) for m in {modules!r}]; import commbench; print(commbench.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=run_dir, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith(str(target))

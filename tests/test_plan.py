@@ -41,6 +41,11 @@ def test_variant_kwargs_reach_the_plan(tmp_path):
     ("model=alexnet image_size=62", "image_size=62 is too small for alexnet: its minimum is 63"),
     ("model=mobilenet_v1 +model.beta=2", "model mobilenet_v1: model 'mobilenet_v1' has no option 'beta'"),
     ("compression.hook=magic", "unknown comm hook 'magic'; known: allreduce"),
+    ("network.bandwidth=100mbit", "network.bandwidth shapes links only with cluster=emulated"),
+    ("cluster=emulated network.bandwidth=fast", "network.bandwidth: cannot read 'fast'"),
+    ("cluster=emulated network.bandwidth=10gbps", "network.bandwidth: "),
+    ("cluster=emulated network.latency=-1ms", "network.latency: "),
+    ("cluster=emulated network.loss=150", "network.loss must be a percentage from 0 to 100, got 150"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, override, message):
     with pytest.raises(PlanError) as err:

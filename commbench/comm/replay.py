@@ -1,5 +1,5 @@
 """Communication-only replay: a model's gradient buckets, in DDP's order, through the same
-all-reduce with no compute — what one step's gradient exchange costs without training's CPU contention.
+all-reduce with no compute (one bucket at a time) — what one step's gradient exchange costs without training's CPU contention.
 
 The bucket sizes and order come from a run's record (the counting hook saw them); every collective goes
 through the hook's ByteCounter, so the replay is checked to send exactly the model's payload.
@@ -44,9 +44,11 @@ def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         dist.barrier()
         counter.start_step()
         t0 = time.perf_counter()
-        # Issued back to back, as DDP issues ready buckets; gloo runs them in order.
-        futures = [counter.all_reduce(t) for t in tensors]
-        torch.futures.wait_all(futures)
+        # One bucket after the other, each to completion: the exchange the alpha-beta model prices
+        # (sum over buckets). DDP issues them asynchronously, and gloo's worker threads then run
+        # several at once on the same cores, which the run's own comm figures already show.
+        for t in tensors:
+            counter.all_reduce(t).wait()
         if device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0

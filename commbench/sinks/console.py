@@ -11,7 +11,7 @@ from rich.table import Table
 from commbench.stats import largest_first
 
 # Rich falls back to 80 columns when piped; tables of 6-7 columns read better wider.
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else 160)
 MB = 1e6
 
 
@@ -115,15 +115,18 @@ def replay_table(record: dict[str, Any]) -> Table:
 
 
 def scaling_table(rows: list[dict[str, Any]]) -> Table:
-    table = _table("scaling: E(N) = throughput(N) / (N x throughput(1))", [
+    table = _table("scaling: E(N) = throughput(N) / (N x throughput(1)); step = compute + exposed comm", [
         ("model", "left"), ("N", "right"), ("samples/s", "right"), ("E(N)", "right"), ("step", "right"),
-        ("compute", "right"), ("exposed comm", "right"), ("overlap", "right"), ("sent/rank", "right"),
-        ("replay comm", "right"), ("projected E", "right"), ("regime", "left")])
+        ("compute", "right"), ("exposed comm", "right"), ("overlap", "right"), ("replay comm", "right"),
+        ("projected E", "right"), ("measured with", "left")])
+    table.columns[0].no_wrap = True
     for r in rows:
         table.add_row(r["model"], str(r["nodes"]), f"{r['throughput']:.1f}", _pct(r["efficiency"]),
                       fmt_ms(r["step_time_s"]), fmt_ms(r["compute_time_s"]), fmt_ms(r["exposed_comm_s"]),
-                      fmt_ms(r["overlap_s"]), fmt_bytes(r["sent_bytes_per_step"]), _opt_ms(r["replay_comm_s"]),
-                      _pct(r["projected_efficiency"]), r["regime"])
+                      fmt_ms(r["overlap_s"]), _opt_ms(r["replay_comm_s"]), _pct(r["projected_efficiency"]),
+                      r["regime"])
+    table.caption = ("overlap: collective time hidden behind backward; projected E: compute(1) / (compute(1) + "
+                     "replayed comm(N)), the efficiency without training's CPU contention")
     return table
 
 
