@@ -6,11 +6,10 @@ subcommands live in cli.py.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
-from commbench.cli import SUBCOMMANDS, fail, precheck_overrides
+from commbench.cli import SUBCOMMANDS, emulate_if_asked, fail, precheck_overrides
 from commbench.config import config_path
 
 
@@ -28,15 +27,7 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None) -> None:
               f"already recorded in {plan.runs_file} (resume=true)")
         return
 
-    if plan.cluster_kind == "emulated" and not inside_emulated():
-        from commbench.cluster.emulated import ClusterError, run_emulated
-
-        try:
-            code = run_emulated(plan, list(overrides or []))
-        except ClusterError as exc:
-            fail(str(exc))
-        if code:
-            sys.exit(code)
+    if emulate_if_asked(plan, list(overrides or [])):
         return
 
     from commbench import runner
@@ -51,12 +42,6 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None) -> None:
         fail(f"{plan.model} nodes={plan.nodes}: {exc} (recorded as failed in {plan.runs_file})")
     append_record(plan.runs_file, record)
     print_run(record, str(plan.runs_file))
-
-
-def inside_emulated() -> bool:
-    from commbench.cluster.emulated import INSIDE_ENV
-
-    return bool(os.environ.get(INSIDE_ENV))
 
 
 def run_hydra(argv: list[str]) -> None:

@@ -73,10 +73,9 @@ def overhead_ratios(times: dict[str, list[float]]) -> dict[str, float]:
 
 
 def hook_overhead(plan, rounds: int) -> dict[str, Any]:
-    from commbench import runner
+    from commbench.cli import on_ray
 
-    runner.start_ray(plan)
-    times = runner.fit(plan, bench_loop, {**plan.worker_config(), "rounds": rounds})
+    times = on_ray(plan, bench_loop, {**plan.worker_config(), "rounds": rounds})
     return {"model": plan.model, "nodes": plan.nodes, "steps_per_variant": len(times["bare"]),
             **overhead_ratios(times)}
 

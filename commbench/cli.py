@@ -8,6 +8,7 @@ input is one line and a non-zero exit before Ray starts.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -50,8 +51,8 @@ def split_options(argv: list[str], spec: dict[str, tuple[Parser, Any]],
         if sep and key in spec:
             try:
                 values[key] = spec[key][0](text)
-            except ValueError as exc:
-                fail(f"{key} {exc}")
+            except ValueError as exc:  # parsers that name the key themselves are not repeated
+                fail(str(exc) if str(exc).startswith(key) else f"{key} {exc}")
         elif passthrough:
             rest.append(arg)
         else:
@@ -98,6 +99,41 @@ def plan_from(overrides: list[str]):
         fail(str(exc))
     except (HydraException, OmegaConfBaseException) as exc:
         fail(str(exc).strip().splitlines()[0])
+
+
+def inside_emulated() -> bool:
+    from commbench.cluster.emulated import INSIDE_ENV
+
+    return bool(os.environ.get(INSIDE_ENV))
+
+
+def emulate_if_asked(plan, argv: list[str]) -> bool:
+    """cluster=emulated: build the cluster, run this same command as its driver inside the head's
+    namespace and tear the cluster down; True once that command succeeded (a failure exits with its
+    code). False where there is nothing to emulate, or this process already is that driver."""
+    if plan.cluster_kind != "emulated" or inside_emulated():
+        return False
+    from commbench.cluster.emulated import ClusterError, run_emulated
+
+    try:
+        code = run_emulated(plan, argv)
+    except ClusterError as exc:
+        fail(str(exc))
+    if code:
+        sys.exit(code)
+    return True
+
+
+def on_ray(plan, loop: Callable[[dict], Any], config: dict[str, Any]) -> Any:
+    """Run `loop` on the plan's Ray workers; rank 0's return value. Failures are one line."""
+    from commbench import runner
+    from commbench.plan import PlanError
+
+    try:
+        runner.start_ray(plan)
+        return runner.fit(plan, loop, config)
+    except (PlanError, runner.RunError) as exc:
+        fail(str(exc))
 
 
 def emit(rows: Any, fmt: str, table: Callable[[], Any]) -> None:
@@ -173,7 +209,6 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], None]] = {"models": cmd_models, "be
 # ---------------------------------------------------------------- busbw
 def cmd_busbw(argv: list[str]) -> None:
     """All-reduce sizes min..max (powers of 2): time, algbw, busbw, and the alpha-beta fit of the ring."""
-    from commbench import runner
     from commbench.comm.busbw import busbw_loop, message_sizes, parse_bytes
     from commbench.netmodel import busbw, fit_alpha_beta
     from commbench.records import append_record, provenance
@@ -185,12 +220,13 @@ def cmd_busbw(argv: list[str]) -> None:
     plan = plan_from(overrides)
     if plan.nodes < 2:
         fail("busbw needs nodes >= 2: an all-reduce on one rank moves no bytes")
+    if emulate_if_asked(plan, ["busbw", *argv]):
+        return
     try:
         sizes = message_sizes(opts["min_bytes"], opts["max_bytes"])
     except ValueError as exc:
         fail(str(exc))
-    runner.start_ray(plan)
-    rows = runner.fit(plan, busbw_loop, {**plan.worker_config(), "sizes": sizes, "iters": opts["iters"],
+    rows = on_ray(plan, busbw_loop, {**plan.worker_config(), "sizes": sizes, "iters": opts["iters"],
                                          "warmup_iters": opts["warmup_iters"]})
     for row in rows:
         row["algbw"], row["busbw"] = busbw(row["bytes"], row["time_s"], plan.nodes)
@@ -204,7 +240,6 @@ def cmd_busbw(argv: list[str]) -> None:
 # ---------------------------------------------------------------- replay
 def cmd_replay(argv: list[str]) -> None:
     """A model's recorded gradient buckets through the all-reduce with no compute."""
-    from commbench import runner
     from commbench.comm.replay import buckets_from_records, replay_loop
     from commbench.netmodel import efficiency
     from commbench.records import append_record, provenance, read_records
@@ -216,12 +251,13 @@ def cmd_replay(argv: list[str]) -> None:
     plan = plan_from(overrides)
     if plan.nodes < 2:
         fail("replay needs nodes >= 2: an all-reduce on one rank moves no bytes")
+    if emulate_if_asked(plan, ["replay", *argv]):
+        return
     try:
         buckets = buckets_from_records(plan.runs_file, plan.model)
     except LookupError as exc:
         fail(str(exc))
-    runner.start_ray(plan)
-    out = runner.fit(plan, replay_loop, {**plan.worker_config(), "buckets": buckets, "iters": opts["iters"],
+    out = on_ray(plan, replay_loop, {**plan.worker_config(), "buckets": buckets, "iters": opts["iters"],
                                          "warmup_iters": opts["warmup_iters"]})
     payload = sum(b["payload_bytes"] for b in buckets)
     if out["payloads"] != [payload]:
@@ -331,25 +367,13 @@ def cmd_predict(argv: list[str]) -> None:
     """Predicted gradient exchange, step time and efficiency per all-reduce algorithm, N up to 1024,
     and the zoo ranked for that network."""
     from commbench.models import MODELS, UnknownModelError, get_spec
-    from commbench.netmodel import NetworkSpecError, parse_bandwidth, parse_latency, predict
+    from commbench.netmodel import parse_bandwidth, parse_latency, predict
     from commbench.records import read_records
     from commbench.sinks.console import predict_tables
 
-    def bandwidth(text):
-        try:
-            return parse_bandwidth(text)
-        except NetworkSpecError as exc:
-            raise ValueError(str(exc).partition(": ")[2] or str(exc)) from None
-
-    def latency(text):
-        try:
-            return parse_latency(text)
-        except NetworkSpecError as exc:
-            raise ValueError(str(exc).partition(": ")[2] or str(exc)) from None
-
     opts, _ = split_options(argv, {
         "model": (str, "squeezenet"), "nodes": (positive_int, 64), "network": (choice("given", "fit"), "given"),
-        "network.bandwidth": (bandwidth, None), "network.latency": (latency, None),
+        "network.bandwidth": (parse_bandwidth, None), "network.latency": (parse_latency, None),
         "compute_s": (float, None), "batch_size": (positive_int, None), "results_dir": RESULTS,
         "format": FORMAT}, passthrough=False)
     try:

@@ -85,25 +85,9 @@ def provenance() -> dict[str, Any]:
 
 
 def base_record(plan) -> dict[str, Any]:
-    """The fields every record has, successful or failed."""
-    return {
-        "model": plan.model,
-        "model_kwargs": plan.model_kwargs,
-        "nodes": plan.nodes,
-        "steps": plan.steps,
-        "warmup": plan.warmup,
-        "batch_size": plan.batch_size,
-        "image_size": plan.image_size,
-        "seed": plan.seed,
-        "use_gpu": plan.use_gpu,
-        "compression": plan.compression,
-        "bucket_cap_mb": plan.bucket_cap_mb,
-        "broadcast_buffers": plan.broadcast_buffers,
-        "cluster_kind": plan.cluster_kind,
-        "cluster_address": plan.cluster_address,
-        "config_hash": plan.config_hash(),
-        **provenance(),
-    }
+    """The fields every record has, successful or failed: all that identifies the run (what its
+    config_hash covers), the hash, and provenance."""
+    return {**plan.identity(), "config_hash": plan.config_hash(), **provenance()}
 
 
 def failed_record(plan, reason: str, **timings: float) -> dict[str, Any]:

@@ -48,7 +48,9 @@ def start_ray(plan: RunPlan) -> float:
             except (ConnectionError, RuntimeError) as exc:
                 raise PlanError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
         if plan.cluster_kind == "emulated":
-            wait_for_nodes(ray, plan.nodes)
+            alive = wait_for_nodes(ray, plan.nodes)
+            if alive < plan.nodes:
+                raise RunError(f"only {alive} of the {plan.nodes} emulated nodes joined the Ray cluster")
         check_capacity(plan, ray.nodes(), address)
         return time.perf_counter() - t0
     needed = math.ceil(plan.nodes * cpus_per_worker(plan))
@@ -58,6 +60,7 @@ def start_ray(plan: RunPlan) -> float:
         ray.shutdown()  # a sweep reached more workers than this instance was sized for
     # Logical CPUs: 8 workers start on 2 cores; the threads per worker keep the cores honest.
     ray.init(
+        address="local",  # always a new embedded instance, never some other Ray found on the machine
         num_cpus=max(os.cpu_count() or 1, needed),
         num_gpus=None if plan.use_gpu else 0,
         include_dashboard=False,
@@ -98,11 +101,12 @@ def join_address(plan: RunPlan) -> str | None:
     return plan.cluster_address
 
 
-def wait_for_nodes(ray, count: int, timeout_s: float = 90) -> None:
-    """The emulated cluster's worker nodes join the head a few seconds after it starts."""
+def wait_for_nodes(ray, count: int, timeout_s: float = 90) -> int:
+    """The emulated cluster's worker nodes join the head a few seconds after it starts; how many did."""
     deadline = time.time() + timeout_s
-    while time.time() < deadline and sum(n["Alive"] for n in ray.nodes()) < count:
+    while (alive := sum(n["Alive"] for n in ray.nodes())) < count and time.time() < deadline:
         time.sleep(0.5)
+    return alive
 
 
 def check_capacity(plan: RunPlan, nodes: list[dict[str, Any]], address: str | None = None) -> None:

@@ -14,7 +14,7 @@ def series_key(record: dict[str, Any]) -> tuple:
     """Runs that differ only in `nodes` form one scaling series."""
     return (record["model"], json.dumps(record.get("model_kwargs", {}), sort_keys=True), record.get("batch_size"),
             record.get("image_size"), record.get("compression"), record.get("cluster_kind"),
-            record.get("cluster_address"))
+            record.get("cluster_address"), record.get("bandwidth_bits_per_s"), record.get("latency_s"))
 
 
 def latest_per_nodes(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, Any]]]:
@@ -33,6 +33,8 @@ def regime(record: dict[str, Any]) -> str:
     cores = record.get("host_cpus")
     if cores:
         text += f", {cores} cores" + (", shared" if per_host * record.get("threads_per_worker", 1) > cores else "")
+    if record.get("bandwidth_bits_per_s"):
+        text += f", {record['bandwidth_bits_per_s'] / 1e6:g} Mbit/s links"
     return text
 
 

@@ -60,7 +60,7 @@ def test_models_table_names_every_model():
     (["steps=0"], "commbench: error: steps must be an integer >= 1, got 0"),
     (["batch_size=-1"], "commbench: error: batch_size must be an integer >= 1, got -1"),
     (["model=alexnet", "image_size=32"], "commbench: error: image_size=32 is too small for alexnet: its minimum is 63"),
-    (["cluster=slurm"], "commbench: error: unknown cluster 'slurm'; known: local"),
+    (["cluster=slurm"], "commbench: error: unknown cluster 'slurm'; known: emulated, local"),
     (["models", "format=xml"], "commbench: error: format must be one of table, json, got 'xml'"),
 ])
 def test_bad_input_one_line_nonzero_exit_before_ray(args, message, no_ray_env, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from commbench.plan import HASHED_FIELDS
 from commbench.records import read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +38,7 @@ def test_run_writes_a_record_and_resume_skips_it(tmp_path):
     assert "gradient payload / step" in out.stdout and "4,993,696 B" in out.stdout
 
     [record] = read_records(tmp_path / "runs.jsonl").records
-    assert RECORD_FIELDS <= set(record)
+    assert RECORD_FIELDS <= set(record) and set(HASHED_FIELDS) <= set(record)
     assert record["status"] == "ok" and record["model"] == "squeezenet" and record["nodes"] == 2
     assert record["params"] == SQUEEZENET_PARAMS
     assert record["grad_bytes_per_step"] == 4 * SQUEEZENET_PARAMS
@@ -122,10 +123,10 @@ def test_busbw_replay_validate_scaling_on_ray(tmp_path):
     the replay resends exactly the recorded payload, validate and scaling read them back."""
     results = f"results_dir={tmp_path}"
     assert commbench("-m", "model=squeezenet", "nodes=1,2", *SMALL, results).returncode == 0
-    bus = commbench("busbw", "nodes=2", "max_bytes=4MiB", "iters=3", "format=json", results)
+    bus = commbench("busbw", "nodes=2", "min_bytes=64KiB", "max_bytes=16MiB", "iters=3", "format=json", results)
     assert bus.returncode == 0, bus.stderr[-3000:]
     [busbw] = read_records(tmp_path / "busbw.jsonl").records
-    assert [r["bytes"] for r in busbw["rows"]] == [2**k for k in range(10, 23)]
+    assert [r["bytes"] for r in busbw["rows"]] == [2**k for k in range(16, 25)]
     assert all(r["busbw"] == pytest.approx(r["algbw"]) for r in busbw["rows"])  # 2(N-1)/N = 1 at N=2
     assert busbw["fit"]["alpha_s"] >= 0 and busbw["fit"]["beta_s_per_byte"] > 0
 

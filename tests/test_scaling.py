@@ -97,7 +97,7 @@ def test_validate_compares_fit_with_replay(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["predict", "model=vgg"], "unknown model 'vgg'"),
-    (["predict", "network.bandwidth=10gbps", "network.latency=5us"], "network.bandwidth "),
+    (["predict", "network.bandwidth=10gbps", "network.latency=5us"], "network.bandwidth: '10gbps' is ambiguous"),
     (["predict", "network.bandwidth=10gbit"], "predict needs network.bandwidth and network.latency"),
     (["predict", "nodes=0", "network.bandwidth=10gbit", "network.latency=5us"], "nodes must be an integer >= 1"),
     (["layers", "model=alexnet"], "no run of model 'alexnet'"),

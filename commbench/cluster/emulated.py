@@ -68,6 +68,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def node_temp_dir(ns: str) -> str:
+    return f"/tmp/ray-{ns}"
+
+
+def remove_temp_dir(ns: str) -> None:
+    shutil.rmtree(node_temp_dir(ns), ignore_errors=True)
+
+
 def clean_stale() -> list[str]:
     """Remove namespaces and bridges whose owning commbench process is gone; returns their names."""
     removed = []
@@ -77,6 +85,7 @@ def clean_stale() -> list[str]:
         if m and not _alive(int(m.group(1))):
             kill_namespace_processes(name)
             run("ip", "netns", "del", name, check=False)
+            remove_temp_dir(name)
             removed.append(name)
     for line in run("ip", "-o", "link", "show", "type", "bridge").stdout.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
@@ -227,20 +236,29 @@ class EmulatedCluster:
         return {**os.environ, "RAY_AUTH_MODE": "disabled", "GLOO_SOCKET_IFNAME": IFNAME,
                 "RAY_USAGE_STATS_ENABLED": "0"}
 
+    def temp_dir(self, i: int) -> list[str]:
+        """Ray's unix sockets live in its temp dir, in the file system the namespaces share: nodes
+        starting together in one temp dir bind the same socket path ("Address already in use")."""
+        return [f"--temp-dir={node_temp_dir(self.ns(i))}"]
+
     def start_ray(self) -> None:
         head = ["ray", "start", "--head", f"--node-ip-address={self.ip(0)}", f"--port={RAY_PORT}",
-                "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats", "--block"]
+                "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats", *self.temp_dir(0), "--block"]
         self.procs.append(self._popen(0, head))
         wait_for_port(self.ns(0), self.ip(0), RAY_PORT)
         for i in range(1, self.nodes):
-            self.procs.append(self._popen(i, ["ray", "start", f"--address={self.address}",
-                                              f"--node-ip-address={self.ip(i)}", "--num-cpus=1", "--block"]))
+            self.procs.append(self._popen(i, ["ray", "start", f"--address={self.address}", f"--node-ip-address={self.ip(i)}",
+                                              "--num-cpus=1", *self.temp_dir(i), "--block"]))
 
     def _popen(self, i: int, cmd: list[str]) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", self.ns(i), *cmd], env=self.env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def down(self) -> None:
+        with signals_ignored():  # a second Ctrl-C must not leave half a cluster behind
+            self._down()
+
+    def _down(self) -> None:
         for i in range(self.nodes):
             kill_namespace_processes(self.ns(i))
         for p in self.procs:
@@ -249,13 +267,25 @@ class EmulatedCluster:
             p.wait(timeout=10)
         for i in range(self.nodes):
             run("ip", "netns", "del", self.ns(i), check=False)
+            remove_temp_dir(self.ns(i))
         run("ip", "link", "del", self.bridge, check=False)
         forget_forwarding(self.bridge)
+        forget_current_cluster(self.address)
 
     def run_inside(self, argv: list[str], extra_env: dict[str, str]) -> int:
         """Run a commbench command as the driver on the head node (Ray drivers must run on a node)."""
         cmd = ["ip", "netns", "exec", self.ns(0), sys.executable, "-m", "commbench", *argv]
         return subprocess.run(cmd, env={**self.env(), **extra_env}).returncode
+
+
+def forget_current_cluster(address: str, path: str = "/tmp/ray/ray_current_cluster") -> None:
+    """`ray start --head` names itself the machine's current cluster; a later plain `ray.init()` would
+    try to join this one after it is gone."""
+    try:
+        if open(path).read().strip() == address:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 def wait_for_port(ns: str, host: str, port: int, timeout_s: float = 60) -> None:
@@ -301,6 +331,16 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_ignored():
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_emulated(plan, argv: list[str]) -> int:
