@@ -206,7 +206,27 @@ def cmd_bench(argv: list[str]) -> None:
 SUBCOMMANDS: dict[str, Callable[[list[str]], None]] = {"models": cmd_models, "bench": cmd_bench}
 
 
-# ---------------------------------------------------------------- busbw
+# ---------------------------------------------------------------- busbw, replay
+def collective_command(name: str, argv: list[str], spec: dict[str, tuple[Parser, Any]]):
+    """The shared start of busbw and replay: options (plus iters, warmup_iters, format), a validated
+    plan of at least 2 ranks, and the emulated cluster when asked. None once an emulated cluster has
+    run the command; else (options, plan)."""
+    opts, overrides = split_options(argv, {**spec, "iters": (positive_int, 20), "warmup_iters": (positive_int, 2),
+                                           "format": FORMAT})
+    plan = plan_from(overrides)
+    if plan.nodes < 2:
+        fail(f"{name} needs nodes >= 2: an all-reduce on one rank moves no bytes")
+    if emulate_if_asked(plan, [name, *argv]):
+        return None
+    return opts, plan
+
+
+def baseline(runs: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
+    """The newest successful nodes=1 run of a model: its compute time is the scaling baseline."""
+    base = [r for r in runs if r.get("model") == model and r.get("nodes") == 1 and r.get("status") == "ok"]
+    return base[-1] if base else None
+
+
 def cmd_busbw(argv: list[str]) -> None:
     """All-reduce sizes min..max (powers of 2): time, algbw, busbw, and the alpha-beta fit of the ring."""
     from commbench.comm.busbw import busbw_loop, message_sizes, parse_bytes
@@ -214,14 +234,11 @@ def cmd_busbw(argv: list[str]) -> None:
     from commbench.records import append_record, provenance
     from commbench.sinks.console import busbw_table
 
-    opts, overrides = split_options(argv, {
-        "min_bytes": (parse_bytes, 1024), "max_bytes": (parse_bytes, 256 * 2**20),
-        "iters": (positive_int, 20), "warmup_iters": (positive_int, 2), "format": FORMAT})
-    plan = plan_from(overrides)
-    if plan.nodes < 2:
-        fail("busbw needs nodes >= 2: an all-reduce on one rank moves no bytes")
-    if emulate_if_asked(plan, ["busbw", *argv]):
+    started = collective_command("busbw", argv, {"min_bytes": (parse_bytes, 1024),
+                                                 "max_bytes": (parse_bytes, 256 * 2**20)})
+    if started is None:
         return
+    opts, plan = started
     try:
         sizes = message_sizes(opts["min_bytes"], opts["max_bytes"])
     except ValueError as exc:
@@ -237,7 +254,6 @@ def cmd_busbw(argv: list[str]) -> None:
     emit(record, opts["format"], lambda: busbw_table(record))
 
 
-# ---------------------------------------------------------------- replay
 def cmd_replay(argv: list[str]) -> None:
     """A model's recorded gradient buckets through the all-reduce with no compute."""
     from commbench.comm.replay import buckets_from_records, replay_loop
@@ -246,13 +262,10 @@ def cmd_replay(argv: list[str]) -> None:
     from commbench.sinks.console import replay_table
     from commbench.stats import percentile
 
-    opts, overrides = split_options(argv, {"iters": (positive_int, 20), "warmup_iters": (positive_int, 2),
-                                           "format": FORMAT})
-    plan = plan_from(overrides)
-    if plan.nodes < 2:
-        fail("replay needs nodes >= 2: an all-reduce on one rank moves no bytes")
-    if emulate_if_asked(plan, ["replay", *argv]):
+    started = collective_command("replay", argv, {})
+    if started is None:
         return
+    opts, plan = started
     try:
         buckets = buckets_from_records(plan.runs_file, plan.model)
     except LookupError as exc:
@@ -262,12 +275,11 @@ def cmd_replay(argv: list[str]) -> None:
     payload = sum(b["payload_bytes"] for b in buckets)
     if out["payloads"] != [payload]:
         fail(f"replay sent {out['payloads']} bytes per iteration, the record says {payload}", code=1)
-    base = [r for r in read_records(plan.runs_file).records
-            if r.get("model") == plan.model and r.get("nodes") == 1 and r.get("status") == "ok"]
+    base = baseline(read_records(plan.runs_file).records, plan.model)
     record = {"kind": "replay", "model": plan.model, "nodes": plan.nodes, "bucket_bytes": [b["payload_bytes"] for b in buckets],
               "payload_bytes": payload, "iters": len(out["times_s"]), "comm_time_s": percentile(out["times_s"], 50),
               "comm_time_p90_s": percentile(out["times_s"], 90), "times_s": out["times_s"],
-              "compute_time_1_s": base[-1]["compute_time_s"] if base else None, **provenance()}
+              "compute_time_1_s": base["compute_time_s"] if base else None, **provenance()}
     record["projected_efficiency"] = (efficiency(record["compute_time_1_s"], record["comm_time_s"])
                                       if record["compute_time_1_s"] else None)
     append_record(plan.runs_file.with_name("replay.jsonl"), record)
@@ -356,10 +368,10 @@ def model_inputs(model: str, runs: list[dict[str, Any]], batch_size: int | None)
         bucket_source = "record"
     else:
         buckets, bucket_source = ddp_bucket_bytes(model, model_conf(model)), "DDP layout"
-    base = [r for r in mine if r["nodes"] == 1]
+    base = baseline(runs, model)
     compute = None
     if base:
-        compute = base[-1]["compute_time_s"] * (batch_size or base[-1]["batch_size"]) / base[-1]["batch_size"]
+        compute = base["compute_time_s"] * (batch_size or base["batch_size"]) / base["batch_size"]
     return {"buckets": buckets, "bucket_source": bucket_source, "compute_s": compute}
 
 
