@@ -41,22 +41,31 @@ def start_ray(plan: RunPlan) -> float:
     t0 = time.perf_counter()
     address = join_address(plan)
     if address:
-        if not ray.is_initialized():
-            check_reachable(address)
-            try:
-                ray.init(address=address, **quiet_logs(ray))
-            except (ConnectionError, RuntimeError) as exc:
-                raise PlanError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
-        if plan.cluster_kind == "emulated":
-            alive = wait_for_nodes(ray, plan.nodes)
-            if alive < plan.nodes:
-                raise RunError(f"only {alive} of the {plan.nodes} emulated nodes joined the Ray cluster")
-        check_capacity(plan, ray.nodes(), address)
-        return time.perf_counter() - t0
+        join_cluster(ray, plan, address)
+    else:
+        start_embedded(ray, plan)
+    return time.perf_counter() - t0
+
+
+def join_cluster(ray, plan: RunPlan, address: str) -> None:
+    if not ray.is_initialized():
+        check_reachable(address)
+        try:
+            ray.init(address=address, **quiet_logs(ray))
+        except (ConnectionError, RuntimeError) as exc:
+            raise PlanError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
+    if plan.cluster_kind == "emulated":
+        alive = wait_for_nodes(ray, plan.nodes)
+        if alive < plan.nodes:
+            raise RunError(f"only {alive} of the {plan.nodes} emulated nodes joined the Ray cluster")
+    check_capacity(plan, ray.nodes(), address)
+
+
+def start_embedded(ray, plan: RunPlan) -> None:
     needed = math.ceil(plan.nodes * cpus_per_worker(plan))
     if ray.is_initialized():
         if ray.cluster_resources().get("CPU", 0) >= needed:
-            return time.perf_counter() - t0
+            return
         ray.shutdown()  # a sweep reached more workers than this instance was sized for
     # Logical CPUs: 8 workers start on 2 cores; the threads per worker keep the cores honest.
     ray.init(
@@ -69,7 +78,6 @@ def start_ray(plan: RunPlan) -> float:
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
             p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}},
     )
-    return time.perf_counter() - t0
 
 
 def quiet_logs(ray) -> dict[str, Any]:
