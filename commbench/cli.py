@@ -1,4 +1,4 @@
-"""Subcommands besides `run`: models, bench, busbw, replay, scaling, layers, predict, validate.
+"""Subcommands besides `run`: models, bench, busbw, replay, scaling, layers, predict, validate, report.
 
 Each takes key=value arguments. Its own keys are parsed here; the rest are run-config overrides
 (nodes=4, cluster.address=..., results_dir=...) composed from conf/ and validated by plan.py, so bad
@@ -443,3 +443,20 @@ def cmd_validate(argv: list[str]) -> None:
 
 
 SUBCOMMANDS.update({"predict": cmd_predict, "validate": cmd_validate})
+
+
+# ---------------------------------------------------------------- report
+def cmd_report(argv: list[str]) -> None:
+    """Charts (PNG) and summary.md of a results folder, in ${results_dir}/report/."""
+    from commbench.sinks.report import write_report
+
+    opts, _ = split_options(argv, {"results_dir": RESULTS, "model": (str, None)}, passthrough=False)
+    try:
+        paths = write_report(results_file(opts["results_dir"], ""), opts["model"])
+    except ValueError as exc:
+        fail(str(exc))
+    for path in paths:
+        print(path)
+
+
+SUBCOMMANDS.update({"report": cmd_report})

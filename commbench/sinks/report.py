@@ -1,0 +1,209 @@
+"""A results folder as a report: PNG charts (matplotlib, Agg) and summary.md, in ${results_dir}/report/.
+
+Efficiency and exposed communication come from scaling.scaling_rows; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+
+from commbench.records import read_records  # noqa: E402
+from commbench.scaling import scaling_rows  # noqa: E402
+from commbench.stats import largest_first  # noqa: E402
+
+TOP_LAYERS = 15
+DPI = 120
+
+
+def ok_records(results_dir: Path) -> list[dict[str, Any]]:
+    path = results_dir / "runs.jsonl"
+    if not path.exists():
+        raise ValueError(f"no runs.jsonl in {results_dir}")
+    records = [r for r in read_records(path).records if r.get("status") == "ok"]
+    if not records:
+        raise ValueError(f"no successful runs in {path}")
+    return records
+
+
+def newest_per_model(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    newest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        newest[r["model"]] = r  # later lines win
+    return newest
+
+
+def series(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """scaling_rows grouped into series (rows come per series, nodes ascending). A model with
+    several series (other batch size, link...) gets a numbered label."""
+    groups: list[list[dict[str, Any]]] = []
+    for row in rows:
+        if groups and groups[-1][-1]["model"] == row["model"] and groups[-1][-1]["nodes"] < row["nodes"]:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    seen: dict[str, int] = {}
+    out = []
+    for group in groups:
+        model = group[0]["model"]
+        seen[model] = seen.get(model, 0) + 1
+        out.append((model if seen[model] == 1 else f"{model} ({seen[model]})", group))
+    return out
+
+
+def save(fig, path: Path) -> Path:
+    if not fig.texts:  # a figure with a footnote has laid itself out
+        fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_bytes_vs_params(newest: dict[str, dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for model, r in sorted(newest.items(), key=lambda kv: kv[1]["params"]):
+        x, y = r["params"], r["grad_bytes_per_step"]
+        ax.scatter([x], [y], s=40, zorder=3)
+        ax.annotate(f"{model} ({y / 1e6:.1f} MB)", (x, y), xytext=(8, 0), textcoords="offset points",
+                    fontsize=9, va="center")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.margins(x=0.35, y=0.35)  # room for the labels at both ends
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("gradient bytes per step (fp32 payload)")
+    hi, lo = (max(newest.values(), key=lambda r: r["grad_bytes_per_step"]),
+              min(newest.values(), key=lambda r: r["grad_bytes_per_step"]))
+    ratio = f"\n{hi['model']} sends {hi['grad_bytes_per_step'] / lo['grad_bytes_per_step']:.0f}x the bytes of {lo['model']}"
+    ax.set_title("Gradient bytes per step vs model size" + (ratio if hi is not lo else ""))
+    ax.grid(True, which="major", alpha=0.3)
+    return save(fig, path)
+
+
+def measured_nodes(rows: list[dict[str, Any]]) -> list[int]:
+    return sorted({r["nodes"] for r in rows})
+
+
+def plot_efficiency(rows: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for label, group in series(rows):
+        pts = [(r["nodes"], 100 * r["efficiency"]) for r in group if r["efficiency"] is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(measured_nodes(rows), [str(n) for n in measured_nodes(rows)])
+    ax.minorticks_off()
+    ax.set_ylim(0, 105)
+    ax.yaxis.set_major_formatter(PercentFormatter())
+    ax.set_xlabel("nodes N (data-parallel ranks)")
+    ax.set_ylabel("scaling efficiency E(N) = thr(N) / (N x thr(1))")
+    regimes = {r["regime"] for r in rows}
+    ax.set_title("Scaling efficiency" + (f" ({regimes.pop()})" if len(regimes) == 1 else ""))
+    if len(regimes) > 1:  # the regime changes with N: say how, under the chart
+        note = "regime: " + "; ".join(f"N={n}: {g}" for n, g in sorted({(r["nodes"], r["regime"]) for r in rows}))
+        fig.text(0.5, 0.01, textwrap.fill(note, 110), ha="center", va="bottom", fontsize=8, color="0.3")
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return save(fig, path)
+
+
+def plot_comm_time(rows: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    positive = [1e3 * r["exposed_comm_s"] for r in rows if r["exposed_comm_s"] > 0]
+    log_y = bool(positive) and max(positive) / min(positive) >= 10
+    drawn: set[int] = set()
+    for label, group in series(rows):
+        # On a log axis a zero (N=1: nothing to exchange) cannot be drawn.
+        pts = [(r["nodes"], 1e3 * r["exposed_comm_s"]) for r in group if not log_y or r["exposed_comm_s"] > 0]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=label)
+            drawn.update(n for n, _ in pts)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(drawn), [str(n) for n in sorted(drawn)])
+    ax.minorticks_off()
+    if log_y:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("nodes N (data-parallel ranks)")
+    ax.set_ylabel("exposed communication time per step (ms)")
+    ax.set_title("Exposed gradient communication per step")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    return save(fig, path)
+
+
+def plot_layers(model: str, record: dict[str, Any], path: Path) -> Path:
+    layers = largest_first(record["layer_bytes"])
+    top = list(layers.items())[:TOP_LAYERS]
+    names = [k for k, _ in top][::-1]  # largest at the top
+    mb = [v / 1e6 for _, v in top][::-1]
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(top) + 1.5)))
+    ax.barh(names, mb)
+    for y, v in enumerate(mb):
+        ax.annotate(f"{v:.2f}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.margins(x=0.15)
+    ax.set_xlabel("gradient bytes per step (MB)")
+    shown = f"top {len(top)} of {len(layers)} layers" if len(layers) > len(top) else f"all {len(layers)} layers"
+    ax.set_title(f"{model}: gradient bytes per layer ({shown}, {sum(layers.values()) / 1e6:.2f} MB total)")
+    return save(fig, path)
+
+
+def layers_source(newest: dict[str, dict[str, Any]], records: list[dict[str, Any]],
+                  model: str | None) -> tuple[str, dict[str, Any]] | None:
+    """The model to chart (default: most bytes per step) and its newest record with layer_bytes."""
+    if model is None:
+        model = max(newest, key=lambda m: newest[m]["grad_bytes_per_step"])
+    with_layers = [r for r in records if r["model"] == model and r.get("layer_bytes")]
+    if not with_layers:
+        if model not in newest:
+            raise ValueError(f"no successful run of model {model!r}; known: {', '.join(sorted(newest))}")
+        return None
+    return model, with_layers[-1]
+
+
+def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs: list[Path]) -> str:
+    nodes = measured_nodes(rows)
+    head = ["model", "params", "MB/step"] + [h for n in nodes for h in (f"comm N={n} (ms)", f"E({n})")]
+    lines = ["# commbench report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, group in series(rows):
+        by_n = {r["nodes"]: r for r in group}
+        params = newest[group[0]["model"]]["params"]
+        cells = [label, f"{params:,}", f"{group[0]['grad_bytes_per_step'] / 1e6:.2f}"]
+        for n in nodes:
+            r = by_n.get(n)
+            cells.append(f"{1e3 * r['exposed_comm_s']:.2f}" if r else "-")
+            cells.append(f"{100 * r['efficiency']:.1f}%" if r and r["efficiency"] is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    regimes = sorted({(r["nodes"], r["regime"]) for r in rows})
+    lines += ["", "MB = 10^6 bytes of fp32 gradient payload; comm = exposed communication time per step; "
+              "E(N) = throughput(N) / (N x throughput(1)).", "",
+              "Regimes: " + "; ".join(f"N={n}: {g}" for n, g in regimes), ""]
+    lines += [f"![{p.stem}]({p.name})" for p in pngs]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results_dir: str | Path, model_for_layers: str | None = None) -> list[Path]:
+    """Charts and summary.md in ${results_dir}/report/; the written paths."""
+    results_dir = Path(results_dir).expanduser()
+    records = ok_records(results_dir)
+    newest = newest_per_model(records)
+    rows = scaling_rows(records)
+    layers = layers_source(newest, records, model_for_layers)
+    out = results_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = [plot_bytes_vs_params(newest, out / "bytes_vs_params.png")]
+    if rows:  # scaling_rows needs a throughput
+        pngs += [plot_efficiency(rows, out / "efficiency_vs_nodes.png"),
+                 plot_comm_time(rows, out / "comm_time_vs_nodes.png")]
+    if layers:
+        pngs.append(plot_layers(layers[0], layers[1], out / f"layers_{layers[0]}.png"))
+    md = out / "summary.md"
+    md.write_text(summary(newest, rows, pngs))
+    return pngs + [md]
