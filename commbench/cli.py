@@ -8,7 +8,6 @@ input is one line and a non-zero exit before Ray starts.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -102,9 +101,9 @@ def plan_from(overrides: list[str]):
 
 
 def inside_emulated() -> bool:
-    from commbench.cluster.emulated import INSIDE_ENV
+    from commbench.cluster.emulated import inside_address
 
-    return bool(os.environ.get(INSIDE_ENV))
+    return inside_address() is not None
 
 
 def emulate_if_asked(plan, argv: list[str]) -> bool:
@@ -359,13 +358,12 @@ def model_inputs(model: str, runs: list[dict[str, Any]], batch_size: int | None)
     """Bucket sizes (the newest record's, else DDP's layout) and compute time per step (the newest
     nodes=1 record's, scaled to batch_size), for one model."""
     from commbench.comm.buckets import ddp_bucket_bytes
+    from commbench.comm.replay import newest_buckets
     from commbench.config import model_conf
 
-    mine = [r for r in runs if r.get("model") == model and r.get("status") == "ok"]
-    with_buckets = [r for r in mine if r.get("buckets")]
-    if with_buckets:
-        buckets = [b["payload_bytes"] for b in sorted(with_buckets[-1]["buckets"], key=lambda b: b["index"])]
-        bucket_source = "record"
+    recorded = newest_buckets(runs, model)
+    if recorded is not None:
+        buckets, bucket_source = [b["payload_bytes"] for b in recorded], "record"
     else:
         buckets, bucket_source = ddp_bucket_bytes(model, model_conf(model)), "DDP layout"
     base = baseline(runs, model)

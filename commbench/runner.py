@@ -100,12 +100,13 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 def join_address(plan: RunPlan) -> str | None:
     """The Ray cluster to join: cluster.address, or the emulated cluster this driver runs inside."""
     if plan.cluster_kind == "emulated":
-        from commbench.cluster.emulated import INSIDE_ENV
+        from commbench.cluster.emulated import inside_address
 
-        if not os.environ.get(INSIDE_ENV):
+        address = inside_address()
+        if address is None:
             raise RunError("cluster=emulated runs its driver inside the head's namespace; "
                            "this process is not there")
-        return os.environ[INSIDE_ENV]
+        return address
     return plan.cluster_address
 
 

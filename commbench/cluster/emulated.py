@@ -13,12 +13,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 IFNAME = "cbeth0"  # the same name in every namespace: gloo needs GLOO_SOCKET_IFNAME
 RAY_PORT = 6379
@@ -312,12 +310,12 @@ def interface_bytes(ifname: str) -> dict[str, int] | None:
     return None
 
 
-def describe(cluster: EmulatedCluster) -> dict[str, Any]:
-    return {"namespaces": [cluster.ns(i) for i in range(cluster.nodes)], "bridge": cluster.bridge,
-            "address": cluster.address, "host": socket.gethostname()}
-
-
 INSIDE_ENV = "COMMBENCH_EMULATED_ADDRESS"  # set for the driver re-run inside the head's namespace
+
+
+def inside_address() -> str | None:
+    """The emulated cluster's Ray address when this process is the driver inside its head's namespace."""
+    return os.environ.get(INSIDE_ENV) or None
 
 
 @contextlib.contextmanager

@@ -14,14 +14,18 @@ from commbench.records import read_records
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
-def buckets_from_records(path, model: str) -> list[dict[str, Any]]:
+def newest_buckets(records: list[dict[str, Any]], model: str) -> list[dict[str, Any]] | None:
     """The bucket layout of the newest successful run of `model` (DDP's order: index ascending)."""
-    runs = [r for r in read_records(path).records
-            if r.get("model") == model and r.get("status") == "ok" and r.get("buckets")]
-    if not runs:
+    runs = [r for r in records if r.get("model") == model and r.get("status") == "ok" and r.get("buckets")]
+    return sorted(runs[-1]["buckets"], key=lambda b: b["index"]) if runs else None
+
+
+def buckets_from_records(path, model: str) -> list[dict[str, Any]]:
+    buckets = newest_buckets(read_records(path).records, model)
+    if buckets is None:
         raise LookupError(f"no record of model {model!r} with buckets in {path}: "
                           f"run `python -m commbench model={model} nodes=2` first")
-    return sorted(runs[-1]["buckets"], key=lambda b: b["index"])
+    return buckets
 
 
 def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
