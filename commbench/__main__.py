@@ -7,32 +7,44 @@ subcommands live in cli.py.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
-from commbench.cli import SUBCOMMANDS, emulate_if_asked, fail, precheck_overrides
+from commbench.cli import SUBCOMMANDS, emulate_if_asked, fail, inside_emulated, precheck_overrides
 from commbench.config import config_path
+from commbench.sweep import MULTIRUN_FLAGS, sweep_size
 
 
-def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None) -> None:
-    """One run (one sweep cell): plan, skip if recorded, run on Ray, append the record, print it."""
+def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tuple[int, int] | None = None,
+             group: str | None = None) -> None:
+    """One run (one sweep cell, `cell` = (k, total)): plan, skip if recorded, run on Ray, append the
+    record, then show it and log it to W&B."""
     from commbench.plan import PlanError, make_plan
     from commbench.records import append_record, failed_record, finished_hashes
+    from commbench.sweep import announce
 
     try:
         plan = make_plan(cfg)
-    except PlanError as exc:
+        wandb = wandb_settings(cfg, plan.results_dir, group)
+    except (PlanError, ValueError) as exc:
         fail(str(exc))
     if plan.resume and plan.config_hash() in finished_hashes(plan.runs_file):
-        print(f"commbench: skip {plan.model} nodes={plan.nodes}: config_hash {plan.config_hash()} "
-              f"already recorded in {plan.runs_file} (resume=true)")
+        announce(cell, f"skip {plan.model} nodes={plan.nodes}: config_hash {plan.config_hash()} "
+                       f"already recorded in {plan.runs_file} (resume=true)")
         return
 
-    if emulate_if_asked(plan, list(overrides or [])):
+    if emulate_if_asked(plan, list(overrides or [])):  # the driver inside the cluster wrote the record
+        show(newest_record(plan), plan, wandb, cell, table=False)
         return
 
     from commbench import runner
-    from commbench.sinks.console import print_run
+    from commbench.sinks import wandb_log
 
+    try:
+        wandb_log.check(wandb)  # before Ray starts: say now that W&B will not work
+    except wandb_log.WandbConfigError as exc:
+        fail(str(exc))
+    announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...")
     try:
         record = runner.run(plan)
     except PlanError as exc:
@@ -41,7 +53,45 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None) -> None:
         append_record(plan.runs_file, failed_record(plan, str(exc)))
         fail(f"{plan.model} nodes={plan.nodes}: {exc} (recorded as failed in {plan.runs_file})")
     append_record(plan.runs_file, record)
-    print_run(record, str(plan.runs_file))
+    show(record, plan, wandb, cell, table=cell is None)
+
+
+def wandb_settings(cfg: dict[str, Any], results_dir: str, group: str | None):
+    """logging.wandb, validated; off for a driver inside an emulated cluster (its parent logs)."""
+    from commbench.sinks import wandb_log
+
+    settings = wandb_log.settings_from(cfg.get("logging"), results_dir, group)
+    if inside_emulated():
+        return wandb_log.settings_from(None, results_dir)
+    return settings
+
+
+def newest_record(plan) -> dict[str, Any]:
+    from commbench.records import read_records
+
+    mine = [r for r in read_records(plan.runs_file).records
+            if r.get("config_hash") == plan.config_hash() and r.get("status") == "ok"]
+    if not mine:
+        fail(f"the emulated cluster's driver finished without a record in {plan.runs_file}")
+    return mine[-1]
+
+
+def show(record: dict[str, Any], plan, wandb, cell: tuple[int, int] | None, table: bool) -> None:
+    """The record on the terminal (a table for a single run, a line per sweep cell) and in W&B."""
+    from commbench.records import read_records
+    from commbench.scaling import efficiency_of
+    from commbench.sinks import wandb_log
+    from commbench.sinks.console import print_run
+    from commbench.sweep import announce, cell_line
+
+    efficiency = efficiency_of(record, read_records(plan.runs_file).records)
+    if table:
+        print_run(record, str(plan.runs_file))
+    else:
+        announce(cell, cell_line(record, efficiency))
+    where = wandb_log.log_run(wandb, record, efficiency)
+    if where:
+        print(f"W&B run ({wandb.effective_mode}): {where}")
 
 
 def run_hydra(argv: list[str]) -> None:
@@ -49,12 +99,16 @@ def run_hydra(argv: list[str]) -> None:
     from omegaconf import OmegaConf
 
     precheck_overrides(argv)
+    total = sweep_size(argv) if any(a in MULTIRUN_FLAGS for a in argv) else None
 
     @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
     def app(cfg) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        run_cell(OmegaConf.to_container(cfg, resolve=True), list(HydraConfig.get().overrides.task))
+        hc = HydraConfig.get()
+        cell = (hc.job.num + 1, total) if total else None
+        group = Path(hc.sweep.dir).name if total else None
+        run_cell(OmegaConf.to_container(cfg, resolve=True), list(hc.overrides.task), cell, group)
 
     sys.argv = [sys.argv[0], *argv]
     app()

@@ -22,6 +22,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def choice(*allowed: str) -> Parser:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -71,7 +76,7 @@ def precheck_overrides(argv: list[str]) -> None:
         key, sep, value = arg.lstrip("+~").partition("=")
         if key == "results_dir" and sep:
             results_dir = value
-        if not sep or "/" in key or key not in ("model", "cluster", "compression"):
+        if not sep or "/" in key or key not in ("model", "cluster", "compression", "network", "logging"):
             continue
         known = config_files(key)
         for name in value.split(","):
@@ -97,7 +102,7 @@ def plan_from(overrides: list[str]):
     except PlanError as exc:
         fail(str(exc))
     except (HydraException, OmegaConfBaseException) as exc:
-        fail(str(exc).strip().splitlines()[0])
+        fail(first_line(exc))
 
 
 def inside_emulated() -> bool:
@@ -326,14 +331,10 @@ PREDICT_NODES = [2**k for k in range(1, 11)]  # 2 .. 1024
 
 
 def latest_fits(results_dir: str) -> dict[int, dict[str, Any]]:
-    """The newest alpha-beta fit per number of ranks, from busbw.jsonl."""
+    from commbench import netmodel
     from commbench.records import read_records
 
-    fits = {}
-    for r in read_records(results_file(results_dir, "busbw.jsonl")).records:
-        if r.get("kind") == "busbw" and r.get("fit"):
-            fits[r["nodes"]] = r["fit"]
-    return fits
+    return netmodel.latest_fits(read_records(results_file(results_dir, "busbw.jsonl")).records)
 
 
 def network_for(opts: dict[str, Any], nodes: int):
@@ -418,22 +419,13 @@ def cmd_predict(argv: list[str]) -> None:
 
 def cmd_validate(argv: list[str]) -> None:
     """Alpha-beta predictions (busbw fits) against measured comm-only replays, with the error."""
-    from commbench.netmodel import Network, relative_error, step_comm_time
+    from commbench.netmodel import validation_rows
     from commbench.records import read_records
     from commbench.sinks.console import validate_table
 
     opts, _ = split_options(argv, {"results_dir": RESULTS, "format": FORMAT}, passthrough=False)
-    fits = latest_fits(opts["results_dir"])
-    replays = {(r["model"], r["nodes"]): r for r in read_records(results_file(opts["results_dir"], "replay.jsonl")).records}
-    rows = []
-    for (model, nodes), r in sorted(replays.items()):
-        if nodes not in fits:
-            continue
-        net = Network(fits[nodes]["alpha_s"], fits[nodes]["beta_s_per_byte"])
-        predicted = step_comm_time("ring", r["bucket_bytes"], nodes, net)
-        rows.append({"model": model, "nodes": nodes, "payload_bytes": r["payload_bytes"],
-                     "measured_s": r["comm_time_s"], "predicted_s": predicted,
-                     "error": relative_error(predicted, r["comm_time_s"])})
+    replays = read_records(results_file(opts["results_dir"], "replay.jsonl")).records
+    rows = validation_rows(latest_fits(opts["results_dir"]), replays)
     if not rows:
         fail("nothing to validate: needs busbw fits and replays at the same nodes in "
              f"{results_file(opts['results_dir'], '')} (see launch/validate_alpha_beta.sh)")
@@ -458,3 +450,27 @@ def cmd_report(argv: list[str]) -> None:
 
 
 SUBCOMMANDS.update({"report": cmd_report})
+
+
+# ---------------------------------------------------------------- dashboard
+def cmd_dashboard(argv: list[str]) -> None:
+    """A W&B report with commbench's panels, saved to entity/project (needs a W&B key and network)."""
+    from commbench.sinks import wandb_log
+    from commbench.sinks.dashboard import build_report
+
+    opts, _ = split_options(argv, {"project": (str, "commbench"), "entity": (str, None), "group": (str, None),
+                                   "title": (str, None)}, passthrough=False)
+    if not opts["entity"]:
+        fail("dashboard needs entity=<your W&B user or team> (and project=, default commbench)")
+    base_url = wandb_log.server_url()
+    if not wandb_log.api_key(base_url):
+        fail(f"no W&B API key for {base_url}: set WANDB_API_KEY or run `wandb login`, then retry")
+    report = build_report(opts["entity"], opts["project"], opts["group"], opts["title"])
+    try:
+        report.save()
+    except Exception as exc:  # noqa: BLE001 - auth, network and server errors alike: one line
+        fail(f"W&B report not saved to {opts['entity']}/{opts['project']}: {first_line(exc)}", code=1)
+    print(report.url)
+
+
+SUBCOMMANDS.update({"dashboard": cmd_dashboard})

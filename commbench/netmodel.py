@@ -10,7 +10,7 @@ import math
 import numbers
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -336,3 +336,24 @@ def relative_error(predicted: float, measured: float) -> float:
     if measured == 0:
         raise ValueError("relative_error of a measured value of 0")
     return (predicted - measured) / measured
+
+
+def latest_fits(busbw_records: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The newest alpha-beta fit per number of ranks, from busbw.jsonl's records."""
+    return {r["nodes"]: r["fit"] for r in busbw_records if r.get("kind") == "busbw" and r.get("fit")}
+
+
+def validation_rows(fits: dict[int, dict[str, Any]], replays: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Measured vs predicted: each comm-only replay (newest per model and N) against the ring model
+    with the busbw fit at the same N."""
+    newest = {(r["model"], r["nodes"]): r for r in replays}
+    rows = []
+    for (model, nodes), r in sorted(newest.items()):
+        if nodes not in fits:
+            continue
+        net = Network(fits[nodes]["alpha_s"], fits[nodes]["beta_s_per_byte"])
+        predicted = step_comm_time("ring", r["bucket_bytes"], nodes, net)
+        rows.append({"model": model, "nodes": nodes, "payload_bytes": r["payload_bytes"],
+                     "measured_s": r["comm_time_s"], "predicted_s": predicted,
+                     "error": relative_error(predicted, r["comm_time_s"])})
+    return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -53,7 +54,7 @@ def join_cluster(ray, plan: RunPlan, address: str) -> None:
         try:
             ray.init(address=address, **quiet_logs(ray))
         except (ConnectionError, RuntimeError) as exc:
-            raise PlanError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
+            raise PlanError(f"cannot join the Ray cluster at {address}: {_last_line(exc)}") from None
     if plan.cluster_kind == "emulated":
         alive = wait_for_nodes(ray, plan.nodes)
         if alive < plan.nodes:
@@ -162,17 +163,17 @@ def fit(plan: RunPlan, loop: Callable[[dict], Any] | None = None,
     if loop is None:
         from commbench.worker import train_loop as loop
     try:
-        result = make_trainer(plan, loop, config or plan.worker_config()).fit()
+        result = make_trainer(plan, loop, config or {**plan.worker_config(), "progress": sys.stdout.isatty()}).fit()
     except TrainingFailedError as exc:
-        raise RunError(f"training failed: {_first_line(exc)}") from exc
+        raise RunError(f"training failed: {_last_line(exc)}") from exc
     if result.error is not None:
-        raise RunError(f"training failed: {_first_line(result.error)}")
+        raise RunError(f"training failed: {_last_line(result.error)}")
     if not result.return_value:
         raise RunError("training returned no figures from rank 0")
     return result.return_value
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
     lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
     return lines[-1] if lines else type(exc).__name__
 
@@ -190,6 +191,7 @@ def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, flo
             "step_time_s": slowest_rank(ranks, "step"),
             "compute_time_s": slowest_rank(ranks, "compute"),
             "comm_time_s": slowest_rank(ranks, "comm"),
+            "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
         },
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
         "layer_bytes": layer_bytes(rank0["buckets"]),

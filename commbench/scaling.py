@@ -67,3 +67,12 @@ def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, 
                 "regime": regime(r),
             })
     return rows
+
+
+def efficiency_of(record: dict[str, Any], earlier: Iterable[dict[str, Any]]) -> float | None:
+    """E(N) of one record against the newest nodes=1 run of its series (itself, at N=1); None
+    without a baseline."""
+    if record["nodes"] == 1:
+        return 1.0
+    base = latest_per_nodes(earlier).get(series_key(record), {}).get(1)
+    return record["throughput"] / (record["nodes"] * base["throughput"]) if base else None

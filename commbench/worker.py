@@ -88,8 +88,10 @@ def step_figures(t_start: float, t_backward: float, t_end: float, comm: StepComm
             "payload": comm.payload_bytes, "collectives": comm.collectives}
 
 
-def _progress(total: int, rank: int):
-    if rank != 0:
+def _progress(total: int, rank: int, shown: bool):
+    """Rank 0's step bar, drawn by the driver (Ray's tqdm_ray); only for a terminal: in a log file
+    the redraws would bury the results."""
+    if rank != 0 or not shown:
         return None
     try:
         from ray.experimental.tqdm_ray import tqdm
@@ -148,7 +150,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     step = step_fn(cfg, ddp, device, rank)
 
     total = cfg["warmup"] + cfg["steps"]
-    bar = _progress(total, rank)
+    bar = _progress(total, rank, cfg.get("progress", False))
     figures, losses, last = [], [], StepComm()
     ifname = os.environ.get("GLOO_SOCKET_IFNAME")  # set where workers have a real interface
     wire_before = None

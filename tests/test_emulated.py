@@ -18,6 +18,7 @@ import pytest
 
 from commbench.cluster import emulated
 from commbench.cluster.emulated import ClusterError, EmulatedCluster, Link, clean_stale, wire_overhead
+from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]
 root = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/sbin/ip").exists() and not Path("/sbin/ip").exists(),
@@ -104,6 +105,11 @@ def test_emulated_run_records_wire_bytes(tmp_path):
     assert record["wire_ratio"] / record["wire_overhead_expected"] == pytest.approx(1.0, abs=0.03)
     assert sent == 4 * 1_248_424
     assert not any(re.match(r"cb\d+n\d+$", n) for n in namespaces() - before)  # all torn down
+    # W&B: one offline run, logged by the driver outside the cluster, with the wire figures.
+    [run] = wandb_runs(tmp_path)
+    assert run["tags"][:3] == ["squeezenet", "nodes=2", "emulated"]
+    assert run["summary"]["wire_ratio"] == record["wire_ratio"]
+    assert run["summary"]["wire_bytes_per_step"] == pytest.approx(sum(record["wire_bytes_per_step"]) / 2)
 
 
 @root

@@ -15,6 +15,7 @@ import pytest
 
 from commbench.plan import HASHED_FIELDS
 from commbench.records import read_records
+from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["steps=3", "warmup=1", "batch_size=4", "image_size=32"]
@@ -53,6 +54,17 @@ def test_run_writes_a_record_and_resume_skips_it(tmp_path):
     assert set(record["versions"]) == {"torch", "ray", "python"}
     assert record["run_s"] > record["ray_overhead_s"] > record["ray_init_s"] > 0
 
+    # The default logging: one offline W&B run under results_dir holding the record's values.
+    [run] = wandb_runs(tmp_path)
+    assert (run["job_type"], run["group"], run["name"]) == ("run", "", "squeezenet-n2")
+    assert run["config"]["config_hash"] == record["config_hash"]
+    assert [h["step/step_time_s"] for h in run["history"]] == record["per_step"]["step_time_s"]
+    assert [h["step/payload_bytes"] for h in run["history"]] == [4 * SQUEEZENET_PARAMS] * 3
+    for key in ("params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s", "comm_time_s", "throughput"):
+        assert run["summary"][key] == record[key], key
+    assert sum(row[1] for row in run["tables"]["layers"]["data"]) == 4 * SQUEEZENET_PARAMS
+    assert f"W&B run (offline): {tmp_path / 'wandb'}" in out.stdout
+
     again = commbench("model=squeezenet", "nodes=2", *SMALL, f"results_dir={tmp_path}")
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"skip squeezenet nodes=2: config_hash {record['config_hash']} already recorded" in again.stdout
@@ -72,9 +84,22 @@ def test_multirun_writes_one_record_per_cell_and_resumes(tmp_path):
     assert records[2]["sent_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
     assert records[1]["config_hash"] != records[2]["config_hash"]
 
+    # Progress: cells done/total, a line per finished cell with its efficiency.
+    e2 = records[2]["throughput"] / (2 * records[1]["throughput"])
+    assert "[1/2] squeezenet1_1 nodes=1: 4.94 MB/step" in out.stdout
+    assert f"[2/2] squeezenet1_1 nodes=2: 4.94 MB/step" in out.stdout and f"E(2) {e2:.1%}" in out.stdout
+    # The sweep's end: the local report and a W&B summary run, in the cells' group.
+    assert (tmp_path / "report" / "summary.md").exists() and (tmp_path / "report" / "efficiency_vs_nodes.png").exists()
+    cells, [summary] = ([r for r in wandb_runs(tmp_path) if r["job_type"] == job] for job in ("run", "sweep-summary"))
+    group = next((tmp_path / "hydra").glob("multirun-*")).name
+    assert {r["group"] for r in cells} == {summary["group"]} == {group} and len(cells) == 2
+    assert {r["config"]["nodes"]: r["summary"]["efficiency"] for r in cells} == {1: 1.0, 2: pytest.approx(e2)}
+    scaling = {row[1]: row[3] for row in summary["tables"]["scaling"]["data"]}  # nodes -> efficiency
+    assert scaling == {1: pytest.approx(1.0), 2: pytest.approx(e2)}
+
     again = commbench(*sweep)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("already recorded") == 2
+    assert again.stdout.count("already recorded") == 2 and "[2/2] skip squeezenet1_1 nodes=2" in again.stdout
     assert len(read_records(tmp_path / "runs.jsonl").records) == 2
 
 

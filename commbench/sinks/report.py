@@ -5,6 +5,7 @@ Efficiency and exposed communication come from scaling.scaling_rows; nothing is 
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
+from commbench.netmodel import latest_fits, validation_rows  # noqa: E402
 from commbench.records import read_records  # noqa: E402
 from commbench.scaling import scaling_rows  # noqa: E402
 from commbench.stats import largest_first  # noqa: E402
@@ -66,22 +68,54 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+def spread(values: list[float], gap: float) -> list[float]:
+    """Label positions near `values` with at least `gap` between neighbours (in the values' order),
+    shifted as a block so that on average they stay where the points are."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    pos = [values[i] for i in order]
+    for k in range(1, len(pos)):
+        pos[k] = max(pos[k], pos[k - 1] + gap)
+    shift = (sum(pos) - sum(values)) / len(pos)
+    out = [0.0] * len(values)
+    for k, i in enumerate(order):
+        out[i] = pos[k] - shift
+    return out
+
+
+def claim_pair(newest: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """AlexNet against SqueezeNet (the paper's claim) where both ran, else the largest and smallest."""
+    if "alexnet" in newest and "squeezenet" in newest:
+        return newest["alexnet"], newest["squeezenet"]
+    by_bytes = sorted(newest.values(), key=lambda r: r["grad_bytes_per_step"])
+    return by_bytes[-1], by_bytes[0]
+
+
 def plot_bytes_vs_params(newest: dict[str, dict[str, Any]], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for model, r in sorted(newest.items(), key=lambda kv: kv[1]["params"]):
-        x, y = r["params"], r["grad_bytes_per_step"]
-        ax.scatter([x], [y], s=40, zorder=3)
-        ax.annotate(f"{model} ({y / 1e6:.1f} MB)", (x, y), xytext=(8, 0), textcoords="offset points",
-                    fontsize=9, va="center")
+    """Log-log scatter, a labelled point per model. The points lie on one line (fp32: 4 bytes per
+    parameter), so labels sit in a column to their right, spread apart, with leader lines."""
+    models = sorted(newest, key=lambda m: newest[m]["grad_bytes_per_step"])
+    xs = [newest[m]["params"] for m in models]
+    ys = [newest[m]["grad_bytes_per_step"] for m in models]
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.scatter(xs, ys, s=30, zorder=3, color="tab:blue")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.margins(x=0.35, y=0.35)  # room for the labels at both ends
+    lo, hi = math.log10(min(ys)) - 0.4, math.log10(max(ys)) + 0.4
+    gap = 0.036 * (hi - lo)  # one text line of 9 pt on this figure's axes
+    label_y = spread([math.log10(y) for y in ys], gap)
+    ax.set_ylim(10 ** min(lo, min(label_y) - gap), 10 ** max(hi, max(label_y) + gap))
+    ax.set_xlim(min(xs) / 3, max(xs) * 15)
+    for model, x, y, ly in zip(models, xs, ys, label_y):
+        ax.annotate(f"{model} ({y / 1e6:.1f} MB)", (x, y), xytext=(x * 3, 10 ** ly), fontsize=9, va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6})
     ax.set_xlabel("parameters")
     ax.set_ylabel("gradient bytes per step (fp32 payload)")
-    hi, lo = (max(newest.values(), key=lambda r: r["grad_bytes_per_step"]),
-              min(newest.values(), key=lambda r: r["grad_bytes_per_step"]))
-    ratio = f"\n{hi['model']} sends {hi['grad_bytes_per_step'] / lo['grad_bytes_per_step']:.0f}x the bytes of {lo['model']}"
-    ax.set_title("Gradient bytes per step vs model size" + (ratio if hi is not lo else ""))
+    big, small = claim_pair(newest)
+    title = "Gradient bytes per step vs model size"
+    if big is not small:
+        ratio = big["grad_bytes_per_step"] / small["grad_bytes_per_step"]
+        title += f"\n{big['model']} sends {ratio:.0f}x the bytes of {small['model']}"
+    ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     return save(fig, path)
 
@@ -168,7 +202,24 @@ def layers_source(newest: dict[str, dict[str, Any]], records: list[dict[str, Any
     return model, with_layers[-1]
 
 
-def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs: list[Path]) -> str:
+def validation(results_dir: Path) -> list[dict[str, Any]]:
+    """Measured vs alpha-beta-predicted comm time, where busbw fits and replays were recorded."""
+    return validation_rows(latest_fits(read_records(results_dir / "busbw.jsonl").records),
+                           read_records(results_dir / "replay.jsonl").records)
+
+
+def validation_md(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Measured vs predicted comm time (ring alpha-beta, busbw fit)", "",
+             "| model | N | payload (MB) | measured (ms) | predicted (ms) | error |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['nodes']} | {r['payload_bytes'] / 1e6:.2f} | {1e3 * r['measured_s']:.2f} | "
+              f"{1e3 * r['predicted_s']:.2f} | {r['error']:+.1%} |" for r in rows]
+    return lines + [""]
+
+
+def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs: list[Path],
+            checked: list[dict[str, Any]] = ()) -> str:
     nodes = measured_nodes(rows)
     head = ["model", "params", "MB/step"] + [h for n in nodes for h in (f"comm N={n} (ms)", f"E({n})")]
     lines = ["# commbench report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -185,6 +236,7 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
     lines += ["", "MB = 10^6 bytes of fp32 gradient payload; comm = exposed communication time per step; "
               "E(N) = throughput(N) / (N x throughput(1)).", "",
               "Regimes: " + "; ".join(f"N={n}: {g}" for n, g in regimes), ""]
+    lines += validation_md(list(checked))
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
     return "\n".join(lines) + "\n"
 
@@ -205,5 +257,5 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None) -
     if layers:
         pngs.append(plot_layers(layers[0], layers[1], out / f"layers_{layers[0]}.png"))
     md = out / "summary.md"
-    md.write_text(summary(newest, rows, pngs))
+    md.write_text(summary(newest, rows, pngs, validation(results_dir)))
     return pngs + [md]

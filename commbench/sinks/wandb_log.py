@@ -1,0 +1,295 @@
+"""Weights & Biases: one W&B run per commbench run (config, per-step history, summary, per-bucket and
+per-layer tables), and a summary run at the end of a sweep. Only the driver logs; workers never do.
+
+W&B is a view of the results, never their store: runs.jsonl is written first, and a W&B failure
+never fails a run. Online mode that cannot reach its server (no key, no network, server error) warns
+once and logs offline instead, for `wandb sync` later; if W&B fails offline too, it warns once and is
+off for the rest of the process. Either way the run and the sweep finish with their records and
+local report intact.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+MODES = ("offline", "online", "disabled")
+
+# Why W&B failed in this process (each reason is shown once): online, then at all.
+_online_failure: str | None = None
+_failure: str | None = None
+
+
+class WandbConfigError(ValueError):
+    """A bad logging.wandb setting; str() is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class WandbSettings:
+    mode: str
+    project: str
+    dir: str  # the results folder: offline runs land in ${dir}/wandb/offline-run-*
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    init_timeout_s: float = 30.0
+    finish_timeout_s: float = 120.0
+    required: bool = False
+
+    @property
+    def effective_mode(self) -> str:
+        if self.mode == "disabled" or _failure is not None:
+            return "disabled"
+        return "offline" if self.mode == "online" and _online_failure is not None else self.mode
+
+    @property
+    def enabled(self) -> bool:
+        return self.effective_mode != "disabled"
+
+
+def settings_from(logging_cfg: dict[str, Any] | None, results_dir: str, group: str | None = None) -> WandbSettings:
+    """Validate logging.wandb; `group` (the sweep's name) applies where the config sets none."""
+    w = dict((logging_cfg or {}).get("wandb") or {"mode": "disabled"})
+    mode = str(w.get("mode", "offline"))
+    if mode not in MODES:
+        raise WandbConfigError(f"logging.wandb.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    timeouts = {key: w.get(key, default) for key, default in (("init_timeout_s", 30), ("finish_timeout_s", 120))}
+    for key, value in timeouts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise WandbConfigError(f"logging.wandb.{key} must be a number > 0, got {value!r}")
+    tags = w.get("tags") or []
+    if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
+        raise WandbConfigError(f"logging.wandb.tags must be a list, e.g. [a,b], got {tags!r}")
+    return WandbSettings(mode=mode, project=str(w.get("project") or "commbench"), dir=str(results_dir),
+                         entity=w.get("entity") or None, group=w.get("group") or group,
+                         tags=tuple(str(t) for t in tags), init_timeout_s=float(timeouts["init_timeout_s"]),
+                         finish_timeout_s=float(timeouts["finish_timeout_s"]),
+                         required=bool(w.get("required", False)))
+
+
+def go_offline(settings: WandbSettings, reason: str) -> None:
+    global _online_failure
+    if _online_failure is None:
+        _online_failure = reason
+        print(f"commbench: warning: W&B online unavailable: {reason}; logging offline to "
+              f"{Path(settings.dir) / 'wandb'} instead (`wandb sync` uploads it later)", file=sys.stderr)
+
+
+def turn_off(reason: str) -> None:
+    global _failure
+    if _failure is None:
+        _failure = reason
+        print(f"commbench: warning: W&B logging off: {reason}; runs.jsonl and `commbench report` are "
+              "unaffected", file=sys.stderr)
+
+
+def reset() -> None:
+    """Forget earlier failures (tests)."""
+    global _failure, _online_failure
+    _failure = _online_failure = None
+
+
+def preflight(settings: WandbSettings) -> str | None:
+    """Online mode, before Ray starts: why W&B cannot work (no key, server unreachable), or None.
+    Cheap checks only; anything else shows up at wandb.init and is handled there."""
+    base_url = server_url()
+    if not api_key(base_url):
+        return f"no W&B API key for {base_url} (set WANDB_API_KEY or run `wandb login`)"
+    url = urlparse(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=min(5.0, settings.init_timeout_s)).close()
+    except OSError as exc:
+        return f"W&B server {base_url} unreachable ({exc.strerror or exc})"
+    return None
+
+
+def server_url() -> str:
+    """The W&B server wandb.init will use: WANDB_BASE_URL, else `wandb login --host`'s, else the default."""
+    import os
+
+    import wandb
+
+    settings = wandb.Settings()
+    settings.update_from_system_settings()
+    settings.update_from_env_vars(dict(os.environ))
+    return settings.base_url
+
+
+def api_key(base_url: str) -> str | None:
+    """Where `wandb login` and W&B look: WANDB_API_KEY, then ~/.netrc for the server's host."""
+    import netrc
+    import os
+
+    if os.environ.get("WANDB_API_KEY"):
+        return os.environ["WANDB_API_KEY"]
+    try:
+        auth = netrc.netrc().authenticators(urlparse(base_url).hostname or "")
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return auth[2] if auth else None
+
+
+def check(settings: WandbSettings) -> None:
+    """Before Ray starts: an online W&B that cannot work says so now and goes offline (with
+    required=true: raises)."""
+    reason = preflight(settings) if settings.effective_mode == "online" else None
+    if reason and settings.required:
+        raise WandbConfigError(f"{reason} (logging.wandb.required=true)")
+    if reason:
+        go_offline(settings, reason)
+
+
+def guarded(settings: WandbSettings, action: Callable[[], Any]) -> Any:
+    """Run a W&B action. Online failing: warn once, go offline and run it again; failing offline:
+    warn once, W&B off for this process."""
+    from commbench.cli import first_line
+
+    while settings.enabled:
+        mode = settings.effective_mode
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001 - W&B must never fail a measured run
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            if mode == "online":
+                go_offline(settings, reason)
+            else:
+                turn_off(reason)
+    return None
+
+
+def open_run(settings: WandbSettings, *, name: str, job_type: str, tags: list[str], config: dict[str, Any]):
+    import os
+
+    # Before wandb's first init: its own lines would drown commbench's, and its crash reports would
+    # try to leave the machine. A user's setting wins.
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    import wandb
+
+    Path(settings.dir).mkdir(parents=True, exist_ok=True)
+    return wandb.init(
+        mode=settings.effective_mode, project=settings.project, entity=settings.entity, dir=settings.dir,
+        group=settings.group, job_type=job_type, name=name, tags=[*tags, *settings.tags], config=config,
+        reinit="create_new",
+        settings=wandb.Settings(
+            init_timeout=settings.init_timeout_s, finish_timeout=settings.finish_timeout_s, silent=True,
+            console="off",
+            # commbench measures its own figures; W&B's system monitor would also probe cloud
+            # metadata addresses.
+            x_disable_stats=True, x_disable_machine_info=True, x_disable_meta=True,
+            disable_git=True, save_code=False),
+    )
+
+
+# ---------------------------------------------------------------- one run
+def run_tags(record: dict[str, Any]) -> list[str]:
+    return [record["model"], f"nodes={record['nodes']}", record.get("cluster_kind", "local"),
+            f"compression={record.get('compression', 'none')}"]
+
+
+def step_rows(record: dict[str, Any]) -> list[dict[str, float]]:
+    """W&B history: one row per timed step (slowest rank), under step/ so the summary's medians
+    keep the plain names."""
+    per = record["per_step"]
+    samples = record["nodes"] * record["batch_size"]
+    payloads = per.get("payload_bytes") or [record["grad_bytes_per_step"]] * len(per["step_time_s"])
+    return [{"step/payload_bytes": payload, "step/step_time_s": step, "step/compute_time_s": compute,
+             "step/comm_time_s": comm, "step/throughput": samples / step if step > 0 else 0.0}
+            for payload, step, compute, comm in zip(payloads, per["step_time_s"], per["compute_time_s"],
+                                                    per["comm_time_s"])]
+
+
+SUMMARY_KEYS = (
+    "model", "nodes", "compression", "cluster_kind", "params", "grad_bytes_per_step", "sent_bytes_per_step",
+    "buffer_bytes_per_step", "collectives_per_step", "step_time_s", "step_time_p90_s", "compute_time_s",
+    "comm_time_s", "comm_time_p90_s", "comm_span_s", "throughput", "wire_ratio", "config_hash",
+)
+
+
+def run_summary(record: dict[str, Any], efficiency: float | None) -> dict[str, Any]:
+    out = {k: record[k] for k in SUMMARY_KEYS if record.get(k) is not None}
+    wire = record.get("wire_bytes_per_step")
+    if wire:
+        out["wire_bytes_per_step"] = sum(wire) / len(wire)  # mean over nodes' interfaces
+    if efficiency is not None:
+        out["efficiency"] = efficiency
+    return out
+
+
+def bucket_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    columns = ["bucket", "payload_bytes", "numel", "params", "dtype"]
+    return columns, [[b["index"], b["payload_bytes"], b["numel"], b["params"], b["dtype"]] for b in record["buckets"]]
+
+
+def layer_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    from commbench.stats import largest_first
+
+    layers = largest_first(record.get("layer_bytes") or {})
+    total = sum(layers.values()) or 1
+    return ["layer", "grad_bytes", "share"], [[k, v, v / total] for k, v in layers.items()]
+
+
+def table(rows: tuple[list[str], list[list[Any]]]):
+    import wandb
+
+    return wandb.Table(columns=rows[0], data=rows[1])
+
+
+def log_run(settings: WandbSettings, record: dict[str, Any], efficiency: float | None = None) -> str | None:
+    """Log one successful record; the W&B run folder (offline) or URL (online), None if W&B is off."""
+    if not settings.enabled:
+        return None
+
+    def action() -> str:
+        config = {k: record[k] for k in ("model", "model_kwargs", "nodes", "steps", "warmup", "batch_size",
+                                         "image_size", "seed", "use_gpu", "bucket_cap_mb", "broadcast_buffers",
+                                         "compression", "cluster_kind", "cluster_address", "bandwidth_bits_per_s",
+                                         "latency_s", "loss_percent", "config_hash") if k in record}
+        run = open_run(settings, name=f"{record['model']}-n{record['nodes']}", job_type="run",
+                       tags=run_tags(record), config=config)
+        with run:
+            rows = step_rows(record)
+            for i, row in enumerate(rows):
+                if i == len(rows) - 1:
+                    row = {**row, "buckets": table(bucket_rows(record)), "layers": table(layer_rows(record))}
+                run.log(row, step=i)
+            run.summary.update(run_summary(record, efficiency))
+            return run.dir if settings.effective_mode == "offline" else run.url
+
+    return guarded(settings, action)
+
+
+# ---------------------------------------------------------------- the sweep's summary run
+def image_key(png: Path) -> str:
+    """report/<chart>; the per-layer chart is report/layers whichever model it shows, so a dashboard
+    panel finds it."""
+    return "report/layers" if png.stem.startswith("layers_") else f"report/{png.stem}"
+
+
+def log_sweep(settings: WandbSettings, tables: dict[str, tuple[list[str], list[list[Any]]]],
+              lines: dict[str, dict[str, Any]], images: list[Path]) -> str | None:
+    """The cross-model tables, line charts (efficiency and comm time against nodes, one line per
+    model) and the local report's PNGs, as one run of job_type sweep-summary in the sweep's group."""
+    if not settings.enabled:
+        return None
+
+    def action() -> str:
+        import wandb
+
+        run = open_run(settings, name=f"summary-{settings.group or 'results'}", job_type="sweep-summary",
+                       tags=["summary"], config={"results_dir": settings.dir})
+        with run:
+            data: dict[str, Any] = {name: table(rows) for name, rows in tables.items()}
+            for name, spec in lines.items():
+                data[name] = wandb.plot.line_series(xs=spec["xs"], ys=spec["ys"], keys=spec["keys"],
+                                                    title=spec["title"], xname="nodes")
+            data.update({image_key(p): wandb.Image(str(p)) for p in images})
+            run.log(data)
+            return run.dir if settings.effective_mode == "offline" else run.url
+
+    return guarded(settings, action)

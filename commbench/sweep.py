@@ -1,0 +1,127 @@
+"""A sweep (`python -m commbench -m model=a,b nodes=1,2,4`): progress per cell, a one-line result per
+finished cell, and at the end the local report and a W&B summary run over the results folder.
+
+Hydra runs the cells one after another in this process (its basic launcher); SweepEnd is the Hydra
+callback (conf/config.yaml, hydra.callbacks) that closes the sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from commbench.sinks.console import console, fmt_bytes, fmt_ms
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def sweep_size(argv: list[str]) -> int:
+    """How many cells Hydra's basic sweeper makes of these overrides: the product of the sweep lists."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    size = 1
+    for o in overrides:
+        if o.is_sweep_override():
+            size *= len(list(o.sweep_string_iterator()))
+    return size
+
+
+def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
+    """A finished cell in one line."""
+    text = (f"{record['model']} nodes={record['nodes']}: {fmt_bytes(record['grad_bytes_per_step'])}/step, "
+            f"step {fmt_ms(record['step_time_s'])} (comm {fmt_ms(record['comm_time_s'])}), "
+            f"{record['throughput']:.1f} samples/s")
+    if record["nodes"] == 1:
+        return text + ", the E(N) baseline"
+    return text + (f", E({record['nodes']}) {efficiency:.1%}" if efficiency is not None else ", no nodes=1 baseline yet")
+
+
+def announce(cell: tuple[int, int] | None, text: str) -> None:
+    prefix = f"[{cell[0]}/{cell[1]}] " if cell else ""
+    console.print(f"[bold]{prefix}[/bold]{text}", highlight=False)
+
+
+# ---------------------------------------------------------------- what the summary run logs
+Rows = tuple[list[str], list[list[Any]]]
+
+
+def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
+                   validation: list[dict[str, Any]]) -> dict[str, Rows]:
+    """Cross-model tables: bytes vs params (newest run per model), the scaling rows, per-layer bytes
+    of every model, and measured vs predicted comm time where busbw fits and replays exist."""
+    from commbench.sinks.report import newest_per_model
+    from commbench.stats import largest_first
+
+    newest = newest_per_model(records)
+    tables: dict[str, Rows] = {
+        "bytes_vs_params": (["model", "params", "grad_bytes_per_step"],
+                            [[m, r["params"], r["grad_bytes_per_step"]] for m, r in sorted(newest.items())]),
+        "layers": (["model", "layer", "grad_bytes"],
+                   [[m, layer, n] for m, r in sorted(newest.items())
+                    for layer, n in largest_first(r.get("layer_bytes") or {}).items()]),
+    }
+    if rows:
+        cols = ["model", "nodes", "throughput", "efficiency", "step_time_s", "compute_time_s", "exposed_comm_s",
+                "grad_bytes_per_step", "sent_bytes_per_step", "regime"]
+        tables["scaling"] = (cols, [[r[c] for c in cols] for r in rows])
+    if validation:
+        cols = ["model", "nodes", "payload_bytes", "measured_s", "predicted_s", "error"]
+        tables["measured_vs_predicted"] = (cols, [[v[c] for c in cols] for v in validation])
+    return tables
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Line charts against nodes, one line per scaling series (a model, or a model's variant)."""
+    from commbench.sinks.report import series
+
+    groups = series(rows)
+    def spec(key: str, scale: float, title: str) -> dict[str, Any]:
+        pts = [[(r["nodes"], scale * r[key]) for r in g if r[key] is not None] for _, g in groups]
+        return {"keys": [label for label, _ in groups], "xs": [[n for n, _ in p] for p in pts],
+                "ys": [[v for _, v in p] for p in pts], "title": title}
+    return {"efficiency_vs_nodes": spec("efficiency", 1.0, "Scaling efficiency E(N) vs nodes"),
+            "comm_time_vs_nodes": spec("exposed_comm_s", 1e3, "Exposed comm time per step (ms) vs nodes")}
+
+
+def close_sweep(results_dir: str, settings) -> list[Path]:
+    """The sweep's end: the local report, then the W&B summary run. Each step says why it did
+    nothing rather than failing the sweep whose cells are already recorded."""
+    from commbench.scaling import scaling_rows
+    from commbench.sinks import wandb_log
+    from commbench.sinks.report import ok_records, validation, write_report
+
+    folder = Path(results_dir)
+    try:
+        paths = write_report(folder)
+        records = ok_records(folder)
+    except ValueError as exc:
+        console.print(f"commbench: no report: {exc}", highlight=False)
+        return []
+    console.print(f"report: {folder / 'report' / 'summary.md'} ({len(paths) - 1} charts)", highlight=False)
+    rows = scaling_rows(records)
+    where = wandb_log.log_sweep(settings, summary_tables(records, rows, validation(folder)), summary_lines(rows),
+                                [p for p in paths if p.suffix == ".png"])
+    if where:
+        console.print(f"W&B summary run: {where}", highlight=False)
+    return paths
+
+
+class SweepEnd(Callback):
+    """Hydra callback: after the last cell of a multirun, report on the results folder."""
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        from commbench.sinks import wandb_log
+
+        cfg = OmegaConf.to_container(config, resolve=False)
+        results_dir = str(Path(config.results_dir).expanduser().resolve())
+        group = Path(str(config.hydra.sweep.dir)).name
+        try:
+            settings = wandb_log.settings_from(cfg.get("logging"), results_dir, group)
+        except wandb_log.WandbConfigError:
+            settings = wandb_log.settings_from(None, results_dir)  # already reported by the cells
+        close_sweep(results_dir, settings)
