@@ -12,7 +12,7 @@ from typing import Any
 
 from commbench.cli import SUBCOMMANDS, emulate_if_asked, fail, inside_emulated, precheck_overrides
 from commbench.config import config_path
-from commbench.sweep import MULTIRUN_FLAGS, sweep_size
+from commbench.sweep import MULTIRUN_FLAGS, PRINT_FLAGS, sweep_cells
 
 
 def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tuple[int, int] | None = None,
@@ -94,12 +94,29 @@ def show(record: dict[str, Any], plan, wandb, cell: tuple[int, int] | None, tabl
         print(f"W&B run ({wandb.effective_mode}): {where}")
 
 
+def checked_cells(argv: list[str]) -> list[list[str]]:
+    """Every cell's overrides, each validated into a plan: bad input anywhere in a sweep is one line
+    and exit 2 before the first cell starts Ray (Hydra would answer some with a traceback)."""
+    from commbench.cli import plan_from
+
+    precheck_overrides(argv)
+    if any(a in PRINT_FLAGS for a in argv):  # Hydra prints config or help and runs nothing
+        return []
+    try:
+        cells = sweep_cells(argv)
+    except ValueError as exc:
+        fail(str(exc))
+    for cell in cells:
+        plan_from(cell)
+    return cells
+
+
 def run_hydra(argv: list[str]) -> None:
     import hydra
     from omegaconf import OmegaConf
 
-    precheck_overrides(argv)
-    total = sweep_size(argv) if any(a in MULTIRUN_FLAGS for a in argv) else None
+    cells = checked_cells(argv)
+    total = len(cells) if any(a in MULTIRUN_FLAGS for a in argv) else None
 
     @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
     def app(cfg) -> None:

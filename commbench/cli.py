@@ -101,7 +101,7 @@ def plan_from(overrides: list[str]):
         return make_plan(compose(overrides))
     except PlanError as exc:
         fail(str(exc))
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # what Hydra raises for a bad override
         fail(first_line(exc))
 
 
@@ -474,3 +474,39 @@ def cmd_dashboard(argv: list[str]) -> None:
 
 
 SUBCOMMANDS.update({"dashboard": cmd_dashboard})
+
+
+# ---------------------------------------------------------------- compare-compression
+def scheme_list(text: str) -> list[str]:
+    from commbench.compare import SCHEMES
+
+    names = [s for s in text.split(",") if s]
+    unknown = [s for s in names if s not in SCHEMES]
+    if unknown or not names:
+        raise ValueError(f"must be a comma-separated list of {', '.join(SCHEMES)}, got {text!r}")
+    return names
+
+
+def cmd_compare_compression(argv: list[str]) -> None:
+    """Every compression scheme on one model and N, trained the same way: bytes per step, comm and step
+    time, and the loss each reaches. Each scheme is a recorded run (resume skips it when recorded)."""
+    from commbench.__main__ import run_cell, wandb_settings
+    from commbench.compare import CONVERGENCE, SCHEMES, compression_rows
+    from commbench.config import compose
+    from commbench.records import read_records
+    from commbench.sinks.console import compression_table
+    from commbench.sweep import close_sweep
+
+    opts, overrides = split_options(argv, {"schemes": (scheme_list, SCHEMES), "format": FORMAT})
+    cells = [[*CONVERGENCE, *overrides, f"compression={s}"] for s in opts["schemes"]]
+    plans = [plan_from(cell) for cell in cells]  # every cell is valid before Ray starts
+    group = f"compare-{plans[0].model}-n{plans[0].nodes}"
+    for k, cell in enumerate(cells, start=1):
+        run_cell(compose(cell), cell, cell=(k, len(cells)), group=group)
+    hashes = {p.config_hash() for p in plans}
+    rows = compression_rows(r for r in read_records(plans[0].runs_file).records if r.get("config_hash") in hashes)
+    emit(rows, opts["format"], lambda: compression_table(rows))
+    close_sweep(plans[0].results_dir, wandb_settings(compose(cells[0]), plans[0].results_dir, group))
+
+
+SUBCOMMANDS.update({"compare-compression": cmd_compare_compression})

@@ -54,7 +54,10 @@ def _show(text: object) -> str:
 def _split(text: object, field: str, hint: str) -> tuple[float, str]:
     """(number, unit) of a spec; a real number passes through with an empty unit."""
     if isinstance(text, numbers.Real) and not isinstance(text, bool):
-        value, unit = float(text), ""
+        try:
+            value, unit = float(text), ""
+        except OverflowError:  # an int past float's range (10**400): refused below as not finite
+            value, unit = math.inf, ""
     elif isinstance(text, str) and (m := _NUMBER_UNIT.fullmatch(text.strip())):
         value, unit = float(m.group(1)), m.group(2)
     else:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from commbench.comm.hooks import HOOKS
+from commbench.comm import compression as schemes
 
 # Keys of the record that identify a run: two runs with the same values measure the same thing.
 HASHED_FIELDS = (
     "model", "model_kwargs", "nodes", "steps", "warmup", "batch_size", "image_size", "seed",
-    "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "cluster_kind", "cluster_address",
-    "bandwidth_bits_per_s", "latency_s", "loss_percent",
+    "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "compression_params", "cluster_kind",
+    "cluster_address",
+    "bandwidth_bits_per_s", "latency_s", "loss_percent", "lr", "momentum",
 )
+# Fields added after records existed: left out of the hash at these values, so earlier hashes hold.
+LATER_FIELDS = {"compression_params": {}, "lr": 1e-3, "momentum": 0.0}
 
 
 class PlanError(ValueError):
@@ -40,13 +44,15 @@ class RunPlan:
     collective_timeout_s: float
     bucket_cap_mb: float
     broadcast_buffers: bool
-    compression: str
-    hook: str
+    compression: str  # the scheme (comm/compression.py)
+    compression_params: dict[str, Any]  # its parameters, defaults filled in
     cluster_kind: str
     cluster_address: str | None
     workers_per_node: int
     cpus_per_worker: float | None
     threads_per_worker: int | None
+    lr: float = 1e-3  # plain SGD on a fixed synthetic batch; momentum > 0 for convergence runs
+    momentum: float = 0.0
     bandwidth_bits_per_s: float | None = None  # network.*: the emulated cluster's links
     latency_s: float | None = None
     loss_percent: float | None = None
@@ -57,7 +63,7 @@ class RunPlan:
 
     def identity(self) -> dict[str, Any]:
         plan = asdict(self)
-        return {k: plan[k] for k in HASHED_FIELDS}
+        return {k: plan[k] for k in HASHED_FIELDS if k not in LATER_FIELDS or plan[k] != LATER_FIELDS[k]}
 
     def config_hash(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
@@ -81,7 +87,8 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def _positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    # <= float_info.max: inf (and an int too big for a float) passed here, then crashed the run
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= sys.float_info.max:
         raise PlanError(f"{name} must be a number > 0, got {value!r}")
     return float(value)
 
@@ -92,6 +99,8 @@ def _optional(check, name: str, value: Any):
 
 def writable_dir(path: str | os.PathLike) -> str:
     """Create `path` if needed and prove it is writable without touching any results file."""
+    if not isinstance(path, (str, os.PathLike)):  # results_dir=[1]: Path() would raise TypeError
+        raise PlanError(f"results_dir must be a folder path, got {path!r}")
     target = Path(path).expanduser().resolve()
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -111,6 +120,8 @@ def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str
         get_spec(name)
     except UnknownModelError as exc:
         raise PlanError(str(exc).strip("'\"")) from None
+    if "num_classes" in kwargs:  # else the workers' build_model fails, after Ray started
+        kwargs["num_classes"] = _positive_int("model.num_classes", kwargs["num_classes"])
     try:
         minimum = min_image_size(name, **{k: v for k, v in kwargs.items() if k != "num_classes"})
     except (TypeError, ValueError) as exc:
@@ -145,8 +156,25 @@ def _percent(name: str, value: Any) -> float:
     return float(value)
 
 
+def _momentum(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise PlanError(f"optimizer.momentum must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _compression(cfg_compression: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    params = dict(cfg_compression or {})
+    name = str(params.pop("name", "none"))
+    try:
+        return name, schemes.validate(name, params)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
 def _cluster_kind(cluster: Mapping[str, Any]) -> str:
     kind = str(cluster.get("kind", "local"))
+    if kind not in ("local", "emulated"):  # anything else ran as local, recorded under this kind
+        raise PlanError(f"unknown cluster.kind {kind!r}; known: emulated, local")
     if kind == "emulated":
         from commbench.cluster.emulated import ClusterError, preflight
 
@@ -167,14 +195,18 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     seed = _positive_int("seed", cfg.get("seed"), minimum=0)
     timeout = _positive_float("collective_timeout_s", cfg.get("collective_timeout_s"))
     ddp = cfg.get("ddp") or {}
+    optimizer = cfg.get("optimizer") or {}
     cluster = cfg.get("cluster") or {}
-    compression = cfg.get("compression") or {"name": "none", "hook": "allreduce"}
+    compression, compression_params = _compression(cfg.get("compression"))
     model, model_kwargs = _model(cfg.get("model") or {}, image_size)
     cluster_kind = _cluster_kind(cluster)
     network = _network(cfg.get("network"), cluster_kind)
-    hook = str(compression.get("hook", "allreduce"))
-    if hook not in HOOKS:
-        raise PlanError(f"unknown comm hook {hook!r}; known: {', '.join(HOOKS)}")
+    bucket_cap_mb = _positive_float("ddp.bucket_cap_mb", ddp.get("bucket_cap_mb", 25))
+    if compression == "powersgd":
+        bucket_cap_mb = schemes.SINGLE_BUCKET_MB  # one bucket: see comm/compression.py
+        if warmup < compression_params["start_iter"]:
+            raise PlanError(f"compression=powersgd starts compressing at step {compression_params['start_iter']}: "
+                            f"warmup={warmup} would time uncompressed steps; set warmup >= compression.start_iter")
     return RunPlan(
         model=model,
         model_kwargs=model_kwargs,
@@ -188,14 +220,16 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         results_dir=writable_dir(cfg.get("results_dir") or "results"),
         resume=bool(cfg.get("resume", True)),
         collective_timeout_s=timeout,
-        bucket_cap_mb=_positive_float("ddp.bucket_cap_mb", ddp.get("bucket_cap_mb", 25)),
+        bucket_cap_mb=bucket_cap_mb,
         broadcast_buffers=bool(ddp.get("broadcast_buffers", True)),
-        compression=str(compression.get("name", "none")),
-        hook=hook,
+        compression=compression,
+        compression_params=compression_params,
         cluster_kind=cluster_kind,
         cluster_address=cluster.get("address") or None,
         workers_per_node=_positive_int("cluster.workers_per_node", cluster.get("workers_per_node", 1)),
         cpus_per_worker=_optional(_positive_float, "cluster.cpus_per_worker", cluster.get("cpus_per_worker")),
         threads_per_worker=_optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker")),
+        lr=_positive_float("optimizer.lr", optimizer.get("lr", 1e-3)),
+        momentum=_momentum(optimizer.get("momentum", 0.0)),
         **network,
     )

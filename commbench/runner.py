@@ -193,6 +193,7 @@ def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, flo
             "comm_time_s": slowest_rank(ranks, "comm"),
             "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
         },
+        **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"]),
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
         "layer_bytes": layer_bytes(rank0["buckets"]),
         "loss_first": rank0["loss_first"],
@@ -206,6 +207,12 @@ def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, flo
         # What Ray costs around the training loop: start-up of actors, workers and process group.
         "ray_overhead_s": timings["run_s"] - max(r["train_loop_s"] for r in ranks),
     }
+
+
+def compression_figures(buckets: list[dict[str, Any]], payload: int) -> dict[str, Any]:
+    """The fp32 gradient bytes a step would send uncompressed, and the ratio to what it sent."""
+    fp32 = 4 * sum(b["numel"] for b in buckets)
+    return {"uncompressed_bytes_per_step": fp32, "compression_ratio": fp32 / payload if payload else None}
 
 
 def wire_figures(ranks: list[dict[str, Any]], sent: int) -> dict[str, Any]:

@@ -21,6 +21,20 @@ def ring_sent_bytes(payload: int, nodes: int) -> int:
     return 0 if nodes <= 1 else round(2 * (nodes - 1) * payload / nodes)
 
 
+def ring_gather_sent_bytes(payload: int, nodes: int) -> int:
+    """Bytes each rank sends in a ring all-gather of its `payload` bytes: (N-1) x payload."""
+    return 0 if nodes <= 1 else (nodes - 1) * payload
+
+
+def the_same(ranks: list[dict[str, Any]], key: str) -> int:
+    """A per-step byte count every rank and step agree on (collectives of different sizes would
+    not have matched up)."""
+    values = {s.get(key, 0) for r in ranks for s in r["steps"]}
+    if len(values) != 1:
+        raise ValueError(f"ranks handed different {key} bytes to their collectives: {sorted(values)}")
+    return values.pop()
+
+
 def elementwise_max(series: list[list[float]]) -> list[float]:
     """Per iteration, the slowest rank's value: a synchronous step or collective is as slow as its
     slowest rank. `series` holds one list per rank."""
@@ -39,12 +53,9 @@ def summarize(ranks: list[dict[str, Any]], nodes: int, batch_size: int) -> dict[
         series = slowest_rank(ranks, key)
         out[f"{name}_s"] = percentile(series, 50)
         out[f"{name}_p90_s"] = percentile(series, 90)
-    payloads = {s["payload"] for r in ranks for s in r["steps"]}
-    if len(payloads) != 1:
-        raise ValueError(f"ranks handed different payloads to their collectives: {sorted(payloads)}")
-    payload = payloads.pop()
+    payload, gathered = (the_same(ranks, key) for key in ("payload", "gather_payload"))
     out["grad_bytes_per_step"] = payload
-    out["sent_bytes_per_step"] = ring_sent_bytes(payload, nodes)
+    out["sent_bytes_per_step"] = ring_sent_bytes(payload - gathered, nodes) + ring_gather_sent_bytes(gathered, nodes)
     out["buffer_bytes_per_step"] = max(s["buffer_bytes"] for r in ranks for s in r["steps"])
     out["collectives_per_step"] = ranks[0]["steps"][0]["collectives"]
     out["throughput"] = nodes * batch_size / out["step_time_s"]

@@ -7,6 +7,7 @@ callback (conf/config.yaml, hydra.callbacks) that closes the sweep.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +16,58 @@ from hydra.experimental.callback import Callback
 from commbench.sinks.console import console, fmt_bytes, fmt_ms
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
+# Hydra's flags that take a value (the config to use; what to print), and those that only print.
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+               "-cd", "--experimental-rerun", "--shell-completion", "-sc")
+PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc",
+               "--version")
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The key=value overrides among Hydra's command-line arguments."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in VALUE_FLAGS
+        else:
+            out.append(arg)
+    return out
+
+
+def sweep_cells(argv: list[str]) -> list[list[str]]:
+    """The override list of every cell Hydra's basic sweeper makes of these arguments (one cell
+    without -m); Hydra's own settings (hydra.*) left out. ValueError says what does not parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    multirun = any(a in MULTIRUN_FLAGS for a in argv)
+    try:
+        overrides = OverridesParser.create().parse_overrides(overrides_of(argv))
+    except HydraException as exc:
+        raise ValueError(str(exc).strip().splitlines()[0]) from None
+    choices = []
+    for o in overrides:
+        if o.key_or_group.startswith("hydra"):
+            continue
+        key = ("+" if o.is_add() else "") + o.key_or_group
+        if multirun and o.is_sweep_override():
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    return [list(cell) for cell in itertools.product(*choices)]
 
 
 def sweep_size(argv: list[str]) -> int:
     """How many cells Hydra's basic sweeper makes of these overrides: the product of the sweep lists."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    overrides = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
-    size = 1
-    for o in overrides:
-        if o.is_sweep_override():
-            size *= len(list(o.sweep_string_iterator()))
-    return size
+    return len(sweep_cells(argv))
 
 
 def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
     """A finished cell in one line."""
-    text = (f"{record['model']} nodes={record['nodes']}: {fmt_bytes(record['grad_bytes_per_step'])}/step, "
+    scheme = "" if record.get("compression", "none") == "none" else f" compression={record['compression']}"
+    text = (f"{record['model']} nodes={record['nodes']}{scheme}: {fmt_bytes(record['grad_bytes_per_step'])}/step, "
             f"step {fmt_ms(record['step_time_s'])} (comm {fmt_ms(record['comm_time_s'])}), "
             f"{record['throughput']:.1f} samples/s")
     if record["nodes"] == 1:
@@ -52,6 +88,7 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
                    validation: list[dict[str, Any]]) -> dict[str, Rows]:
     """Cross-model tables: bytes vs params (newest run per model), the scaling rows, per-layer bytes
     of every model, and measured vs predicted comm time where busbw fits and replays exist."""
+    from commbench.compare import compression_rows
     from commbench.sinks.report import newest_per_model
     from commbench.stats import largest_first
 
@@ -70,6 +107,11 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
     if validation:
         cols = ["model", "nodes", "payload_bytes", "measured_s", "predicted_s", "error"]
         tables["measured_vs_predicted"] = (cols, [[v[c] for c in cols] for v in validation])
+    compressed = compression_rows(records)
+    if compressed:
+        cols = ["model", "nodes", "scheme", "grad_bytes_per_step", "ratio", "sent_bytes_per_step", "comm_time_s",
+                "step_time_s", "loss_first", "loss_last"]
+        tables["compression"] = (cols, [[r[c] for c in cols] for r in compressed])
     return tables
 
 

@@ -17,7 +17,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from commbench.cluster.emulated import interface_bytes, interface_mtu
-from commbench.comm.hooks import HOOKS, ByteCounter, StepComm
+from commbench.comm.compression import hook_for
+from commbench.comm.hooks import ByteCounter, StepComm
 from commbench.models import build_model, count_params
 
 
@@ -85,7 +86,7 @@ def step_figures(t_start: float, t_backward: float, t_end: float, comm: StepComm
         span = max(0.0, comm.t_last_done - comm.t_first_issue)
     step = t_end - t_start
     return {"step": step, "comm": blocked, "compute": step - blocked, "span": span,
-            "payload": comm.payload_bytes, "collectives": comm.collectives}
+            "payload": comm.payload_bytes, "gather_payload": comm.gather_bytes, "collectives": comm.collectives}
 
 
 def _progress(total: int, rank: int, shown: bool):
@@ -120,8 +121,8 @@ def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int) -> C
     """One training step on a fixed synthetic batch -> (t_start, t_backward_done, t_end, loss)."""
     images, labels = synthetic_batch(cfg, cfg["model_kwargs"].get("num_classes", 1000), device, rank)
     loss_fn = torch.nn.CrossEntropyLoss()
-    # A small plain-SGD step: random labels with momentum blow the loss up to inf/NaN on some models.
-    opt = torch.optim.SGD(ddp.parameters(), lr=1e-3)
+    # Default: a small plain-SGD step (random labels with momentum blow the loss up on some models).
+    opt = torch.optim.SGD(ddp.parameters(), lr=cfg.get("lr", 1e-3), momentum=cfg.get("momentum", 0.0))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def step() -> tuple[float, float, float, torch.Tensor]:
@@ -145,7 +146,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     model, ddp = wrap_model(cfg, device)
     names = {id(p): n for n, p in model.named_parameters()}
     counter = ByteCounter(world, reduce=world > 1)
-    ddp.register_comm_hook(counter, HOOKS[cfg["hook"]])
+    ddp.register_comm_hook(*hook_for(cfg["compression"], cfg["compression_params"], counter))
     buffer_sends = count_buffer_broadcasts(ddp) if world > 1 else []
     step = step_fn(cfg, ddp, device, rank)
 

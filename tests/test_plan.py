@@ -14,7 +14,7 @@ def plan(tmp_path, *overrides):
 
 def test_defaults(tmp_path):
     p = plan(tmp_path)
-    assert (p.model, p.nodes, p.compression, p.hook, p.cluster_kind) == ("squeezenet", 2, "none", "allreduce", "local")
+    assert (p.model, p.nodes, p.compression, p.compression_params, p.cluster_kind) == ("squeezenet", 2, "none", {}, "local")
     assert p.model_kwargs == {"num_classes": 1000}
     assert p.results_dir == str(tmp_path.resolve()) and p.runs_file == tmp_path / "runs.jsonl"
 
@@ -40,7 +40,8 @@ def test_variant_kwargs_reach_the_plan(tmp_path):
     ("model.name=vgg16", "unknown model 'vgg16'; known: alexnet, squeezenet,"),
     ("model=alexnet image_size=62", "image_size=62 is too small for alexnet: its minimum is 63"),
     ("model=mobilenet_v1 +model.beta=2", "model mobilenet_v1: model 'mobilenet_v1' has no option 'beta'"),
-    ("compression.hook=magic", "unknown comm hook 'magic'; known: allreduce"),
+    ("compression.name=magic", "unknown compression 'magic'; known: none, fp16, bf16, powersgd, topk, int8"),
+    ("+compression.hook=magic", "compression none has no parameter 'hook'"),
     ("network.bandwidth=100mbit", "network.bandwidth shapes links only with cluster=emulated"),
     ("cluster=emulated network.bandwidth=fast", "network.bandwidth: cannot read 'fast'"),
     ("cluster=emulated network.bandwidth=10gbps", "network.bandwidth: "),

@@ -41,8 +41,16 @@ def test_summary_takes_the_slowest_rank_per_step():
 
 def test_ranks_disagreeing_on_payload_is_an_error():
     ranks = [{"steps": [step(1.0, 0.1, payload=400)]}, {"steps": [step(1.0, 0.1, payload=404)]}]
-    with pytest.raises(ValueError, match="different payloads"):
+    with pytest.raises(ValueError, match=r"different payload bytes to their collectives: \[400, 404\]"):
         summarize(ranks, nodes=2, batch_size=1)
+
+
+def test_all_gathered_bytes_are_sent_n_minus_1_times():
+    """top-k and int8 all-gather: in a ring each rank forwards every other rank's part, (N-1) x its own;
+    the all-reduced rest goes 2(N-1)/N x."""
+    steps = [{**step(1.0, 0.1, payload=1000), "gather_payload": 200}]
+    s = summarize([{"steps": steps}] * 4, nodes=4, batch_size=1)
+    assert s["sent_bytes_per_step"] == round(2 * 3 * 800 / 4) + 3 * 200
 
 
 def test_layer_bytes_sums_buckets_largest_first():

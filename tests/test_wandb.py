@@ -44,6 +44,7 @@ def record(nodes: int = 2) -> dict:
         "buckets": [{"index": 0, "dtype": "float32", "numel": 1_248_424, "payload_bytes": 4_993_696, "params": 52}],
         "layer_bytes": {"classifier.1": 2_052_000, "features.12.expand3x3": 589_824, "features.0": 56_832},
         "wire_bytes_per_step": [5_300_000.0, 5_340_000.0], "wire_ratio": 1.065,
+        "loss_first": 6.9, "loss_last": 6.1,
     }
 
 
@@ -308,7 +309,8 @@ def test_dashboard_panels_use_the_keys_commbench_logs(monkeypatch):
     plotted = {p["config"]["yAxis"].removeprefix("summary:") for p in runs_grid if p["viewType"] == "Scatter Plot"}
     assert plotted <= set(wandb_log.SUMMARY_KEYS) | {"efficiency"}
     # Every table a chart reads is one commbench logs, and the columns it plots are that table's.
-    logged = summary_tables([record()], [{"model": "m", "nodes": 1, "efficiency": 1.0, "throughput": 1.0,
+    compressed = {**record(), "compression": "fp16", "grad_bytes_per_step": 2_496_848, "config_hash": "fp16"}
+    logged = summary_tables([record(), compressed], [{"model": "m", "nodes": 1, "efficiency": 1.0, "throughput": 1.0,
                                           "step_time_s": 1.0, "compute_time_s": 1.0, "exposed_comm_s": 0.0,
                                           "grad_bytes_per_step": 1, "sent_bytes_per_step": 0, "regime": ""}],
                             [{"model": "m", "nodes": 2, "payload_bytes": 1, "measured_s": 1.0, "predicted_s": 1.0,
@@ -324,10 +326,11 @@ def test_dashboard_panels_use_the_keys_commbench_logs(monkeypatch):
     from commbench.sinks.dashboard import summary_panels
 
     weave = {p.table_name for p in summary_panels() if hasattr(p, "table_name")}
-    assert weave == {"bytes_vs_params", "measured_vs_predicted", "layers"} and weave <= set(logged)
+    assert weave == {"bytes_vs_params", "measured_vs_predicted", "layers", "compression"} and weave <= set(logged)
     media = [p for p in summary_grid if p["viewType"] == "Media Browser"]
     assert media and set(media[0]["config"]["mediaKeys"]) == {
-        "report/bytes_vs_params", "report/efficiency_vs_nodes", "report/comm_time_vs_nodes", "report/layers"}
+        "report/bytes_vs_params", "report/efficiency_vs_nodes", "report/comm_time_vs_nodes", "report/layers",
+        "report/compression"}
     grids = [b for b in spec["spec"]["blocks"] if b["type"] == "panel-grid"]
     filters = [[(f["key"]["name"], f["op"], f["value"]) for f in g["metadata"]["runSets"][0]["filters"]["filters"]]
                for g in grids]

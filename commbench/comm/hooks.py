@@ -32,6 +32,7 @@ class StepComm:
     """What one rank's collectives did in one step."""
 
     payload_bytes: int = 0
+    gather_bytes: int = 0  # the part of payload_bytes handed to all-gathers (top-k, int8), not all-reduces
     collectives: int = 0
     buckets: list[BucketSeen] = field(default_factory=list)
     t_first_issue: Optional[float] = None  # first collective issued
@@ -59,26 +60,46 @@ class ByteCounter:
         step, self.step = self.step, StepComm()
         return step
 
-    def _issued(self, tensor: torch.Tensor) -> None:
+    def issued(self, tensor: torch.Tensor, gather: bool = False) -> None:
+        """Count a tensor handed to a collective (an all-reduce, or with `gather` an all-gather)."""
         now = time.perf_counter()
         if self.step.t_first_issue is None:
             self.step.t_first_issue = now
-        self.step.payload_bytes += tensor.numel() * tensor.element_size()
+        nbytes = tensor.numel() * tensor.element_size()
+        self.step.payload_bytes += nbytes
+        self.step.gather_bytes += nbytes if gather else 0
         self.step.collectives += 1
 
-    def _done(self, fut: Future):
+    def done(self, fut: Future):
         self.step.t_last_done = time.perf_counter()
         return fut.value()
 
+    def _completed(self, value) -> Future:
+        fut: Future = Future()
+        fut.set_result(value)
+        return fut.then(self.done)
+
     def all_reduce(self, tensor: torch.Tensor) -> Future:
         """Sum `tensor` across ranks in place; the future yields [tensor]."""
-        self._issued(tensor)
+        self.issued(tensor)
         if not self.reduce:
-            fut: Future = Future()
-            fut.set_result([tensor])
-            return fut.then(self._done)
+            return self._completed([tensor])
         work = dist.all_reduce(tensor, group=self.group, async_op=True)
-        return work.get_future().then(self._done)
+        return work.get_future().then(self.done)
+
+    def all_gather(self, tensor: torch.Tensor) -> Future:
+        """Every rank's `tensor`; the future yields a list in rank order."""
+        self.issued(tensor, gather=True)
+        if not self.reduce:
+            return self._completed([tensor])
+        out = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        work = dist.all_gather(out, tensor, group=self.group, async_op=True)
+
+        def gathered(fut: Future) -> list[torch.Tensor]:
+            self.done(fut)
+            return out
+
+        return work.get_future().then(gathered)
 
     def bucket_ready(self, bucket) -> BucketSeen:
         """Note a bucket whose gradients are ready; the hook fills in its payload after issuing."""
@@ -106,5 +127,3 @@ def counting_allreduce_hook(state: ByteCounter, bucket) -> torch.futures.Future[
     return fut
 
 
-# Hook names a compression config may choose (conf/compression/*.yaml `hook:`).
-HOOKS = {"allreduce": counting_allreduce_hook}

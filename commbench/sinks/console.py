@@ -171,3 +171,20 @@ def validate_table(rows: list[dict[str, Any]]) -> Table:
     errors = [abs(r["error"]) for r in rows]
     table.caption = f"mean |error| {sum(errors) / len(errors):.1%}, max |error| {max(errors):.1%}"
     return table
+
+
+def compression_table(rows: list[dict[str, Any]]) -> Table:
+    first = rows[0] if rows else {"model": "-", "nodes": "-", "steps": "-"}
+    table = _table(f"compression: {first['model']} on {first['nodes']} workers, {first['steps']} timed steps",
+                   [("scheme", "left"), ("payload / step", "right"), ("vs fp32", "right"), ("sent / rank", "right"),
+                    ("collectives", "right"), ("comm (exposed)", "right"), ("comm span", "right"),
+                    ("step", "right"), ("loss first -> last", "right")])
+    table.columns[0].no_wrap = True
+    for r in rows:
+        table.add_row(r["scheme"], fmt_bytes(r["grad_bytes_per_step"]), f"{r['ratio']:.1f}x",
+                      fmt_bytes(r["sent_bytes_per_step"]), str(r["collectives_per_step"]), fmt_ms(r["comm_time_s"]),
+                      _opt_ms(r["comm_span_s"]), fmt_ms(r["step_time_s"]),
+                      f"{r['loss_first']:.3f} -> {r['loss_last']:.3f}")
+    table.caption = ("payload: bytes handed to collectives (all-reduce, or all-gather for topk/int8); sent: per rank "
+                     "in a ring; comm span: first collective issued to last done; loss on each worker's fixed batch")
+    return table

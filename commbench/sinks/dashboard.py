@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 RUN_JOB, SUMMARY_JOB = "run", "sweep-summary"
-IMAGE_KEYS = ["report/bytes_vs_params", "report/efficiency_vs_nodes", "report/comm_time_vs_nodes", "report/layers"]
+IMAGE_KEYS = ["report/bytes_vs_params", "report/efficiency_vs_nodes", "report/comm_time_vs_nodes", "report/layers",
+              "report/compression"]
 
 
 def runset(entity: str, project: str, name: str, job_type: str, group: str | None):
@@ -61,7 +62,8 @@ def summary_panels() -> list[Any]:
                    wr.Layout(x=12, y=0, w=12, h=9)),
         wr.WeavePanelSummaryTable(table_name="bytes_vs_params", layout=wr.Layout(x=0, y=9, w=12, h=9)),
         wr.WeavePanelSummaryTable(table_name="measured_vs_predicted", layout=wr.Layout(x=12, y=9, w=12, h=9)),
-        wr.WeavePanelSummaryTable(table_name="layers", layout=wr.Layout(x=0, y=18, w=24, h=10)),
+        wr.WeavePanelSummaryTable(table_name="layers", layout=wr.Layout(x=0, y=18, w=12, h=10)),
+        wr.WeavePanelSummaryTable(table_name="compression", layout=wr.Layout(x=12, y=18, w=12, h=10)),
         wr.MediaBrowser(title="commbench report charts", num_columns=2, media_keys=IMAGE_KEYS,
                         layout=wr.Layout(x=0, y=28, w=24, h=12)),
     ]

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
+from commbench.compare import compression_rows  # noqa: E402
 from commbench.netmodel import latest_fits, validation_rows  # noqa: E402
 from commbench.records import read_records  # noqa: E402
 from commbench.scaling import scaling_rows  # noqa: E402
@@ -58,6 +59,11 @@ def series(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]
         seen[model] = seen.get(model, 0) + 1
         out.append((model if seen[model] == 1 else f"{model} ({seen[model]})", group))
     return out
+
+
+def legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:  # nothing drawn (no nodes=1 baseline): no empty legend box
+        ax.legend()
 
 
 def save(fig, path: Path) -> Path:
@@ -144,7 +150,7 @@ def plot_efficiency(rows: list[dict[str, Any]], path: Path) -> Path:
         fig.text(0.5, 0.01, textwrap.fill(note, 110), ha="center", va="bottom", fontsize=8, color="0.3")
         fig.tight_layout(rect=(0, 0.06, 1, 1))
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    legend(ax)
     return save(fig, path)
 
 
@@ -169,7 +175,7 @@ def plot_comm_time(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.set_ylabel("exposed communication time per step (ms)")
     ax.set_title("Exposed gradient communication per step")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
+    legend(ax)
     return save(fig, path)
 
 
@@ -187,6 +193,37 @@ def plot_layers(model: str, record: dict[str, Any], path: Path) -> Path:
     shown = f"top {len(top)} of {len(layers)} layers" if len(layers) > len(top) else f"all {len(layers)} layers"
     ax.set_title(f"{model}: gradient bytes per layer ({shown}, {sum(layers.values()) / 1e6:.2f} MB total)")
     return save(fig, path)
+
+
+def plot_compression(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Bytes per step per scheme (log: schemes span decades), with the ratio to fp32 and the loss reached."""
+    settings = sorted({(r["model"], r["nodes"]) for r in rows})
+    one = len(settings) == 1
+    labels = [r["scheme"] if one else f"{r['model']} N={r['nodes']}: {r['scheme']}" for r in rows][::-1]
+    mb = [r["grad_bytes_per_step"] / 1e6 for r in rows][::-1]
+    notes = [("fp32" if r["ratio"] < 1.05 else f"{r['ratio']:.0f}x less") + f", loss {r['loss_first']:.2f} -> "
+             f"{r['loss_last']:.2f}" for r in rows][::-1]
+    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.45 * len(rows) + 1.6)))
+    ax.barh(labels, mb, color="tab:blue")
+    ax.set_xscale("log")
+    for y, (v, note) in enumerate(zip(mb, notes)):
+        ax.annotate(f"{v:.3g} MB ({note})", (v, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlim(min(mb) / 2, max(mb) * 30)  # room for the notes
+    ax.set_xlabel("bytes handed to collectives per step (MB, log)")
+    where = f"{settings[0][0]} on {settings[0][1]} workers, " if one else ""
+    ax.set_title(f"Gradient compression: bytes per step and loss reached\n({where}{rows[0]['steps']} timed steps)")
+    return save(fig, path)
+
+
+def compression_md(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Compression", "", "| model | N | scheme | MB/step | vs fp32 | comm (ms) | step (ms) | loss first -> last |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['nodes']} | {r['scheme']} | {r['grad_bytes_per_step'] / 1e6:.3f} | "
+              f"{r['ratio']:.1f}x | {1e3 * r['comm_time_s']:.2f} | {1e3 * r['step_time_s']:.2f} | "
+              f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} |" for r in rows]
+    return lines + [""]
 
 
 def layers_source(newest: dict[str, dict[str, Any]], records: list[dict[str, Any]],
@@ -219,7 +256,7 @@ def validation_md(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs: list[Path],
-            checked: list[dict[str, Any]] = ()) -> str:
+            checked: list[dict[str, Any]] = (), compressed: list[dict[str, Any]] = ()) -> str:
     nodes = measured_nodes(rows)
     head = ["model", "params", "MB/step"] + [h for n in nodes for h in (f"comm N={n} (ms)", f"E({n})")]
     lines = ["# commbench report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -237,6 +274,7 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
               "E(N) = throughput(N) / (N x throughput(1)).", "",
               "Regimes: " + "; ".join(f"N={n}: {g}" for n, g in regimes), ""]
     lines += validation_md(list(checked))
+    lines += compression_md(list(compressed))
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
     return "\n".join(lines) + "\n"
 
@@ -256,6 +294,9 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None) -
                  plot_comm_time(rows, out / "comm_time_vs_nodes.png")]
     if layers:
         pngs.append(plot_layers(layers[0], layers[1], out / f"layers_{layers[0]}.png"))
+    compressed = compression_rows(records)
+    if compressed:
+        pngs.append(plot_compression(compressed, out / "compression.png"))
     md = out / "summary.md"
-    md.write_text(summary(newest, rows, pngs, validation(results_dir)))
+    md.write_text(summary(newest, rows, pngs, validation(results_dir), compressed))
     return pngs + [md]

@@ -268,7 +268,7 @@ def log_run(settings: WandbSettings, record: dict[str, Any], efficiency: float |
 def image_key(png: Path) -> str:
     """report/<chart>; the per-layer chart is report/layers whichever model it shows, so a dashboard
     panel finds it."""
-    return "report/layers" if png.stem.startswith("layers_") else f"report/{png.stem}"
+    return "report/layers" if png.stem.startswith("layers_") else f"report/{png.stem}"  # also report/compression
 
 
 def log_sweep(settings: WandbSettings, tables: dict[str, tuple[list[str], list[list[Any]]]],

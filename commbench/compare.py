@@ -1,0 +1,53 @@
+"""Compression side by side, from records: per model and N, each scheme's bytes per step, its ratio to
+fp32, comm and step time, and what it did to training (loss at the first and last timed step)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+SCHEMES = ["none", "fp16", "bf16", "powersgd", "topk", "int8"]
+CONVERGENCE = ["steps=30", "warmup=3", "optimizer.lr=0.002", "optimizer.momentum=0.9"]  # trains on every scheme
+
+
+MAIN_PARAM = {"powersgd": "rank", "topk": "ratio"}  # what a label shows; records keep them all
+
+
+def scheme_key(record: dict[str, Any]) -> str:
+    return json.dumps([record.get("compression", "none"), record.get("compression_params") or {}], sort_keys=True)
+
+
+def scheme_label(record: dict[str, Any]) -> str:
+    name = record.get("compression", "none")
+    key = MAIN_PARAM.get(name)
+    return name + (f" {key}={record['compression_params'][key]}" if key in (record.get("compression_params") or {}) else "")
+
+
+def setting(record: dict[str, Any]) -> tuple:
+    """Runs that differ only in their compression compare: the same model, N, batch, steps, optimizer."""
+    return tuple(json.dumps(record.get(k), sort_keys=True) for k in (
+        "model", "model_kwargs", "nodes", "batch_size", "image_size", "steps", "warmup", "seed", "lr", "momentum",
+        "cluster_kind", "bandwidth_bits_per_s"))
+
+
+def compression_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest successful run per scheme for every setting that has more than one scheme."""
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        if r.get("status") == "ok" and "grad_bytes_per_step" in r:
+            groups.setdefault(setting(r), {})[scheme_key(r)] = r  # later lines win
+    rows = []
+    for by_scheme in groups.values():
+        if len(by_scheme) < 2:
+            continue
+        for r in sorted(by_scheme.values(), key=lambda r: -r["grad_bytes_per_step"]):
+            fp32 = r.get("uncompressed_bytes_per_step") or 4 * r["params"]
+            rows.append({
+                "model": r["model"], "nodes": r["nodes"], "scheme": scheme_label(r),
+                "compression_params": r.get("compression_params") or {},
+                "grad_bytes_per_step": r["grad_bytes_per_step"], "sent_bytes_per_step": r["sent_bytes_per_step"],
+                "ratio": fp32 / r["grad_bytes_per_step"], "collectives_per_step": r["collectives_per_step"],
+                "comm_time_s": r["comm_time_s"], "comm_span_s": r.get("comm_span_s"), "step_time_s": r["step_time_s"],
+                "loss_first": r["loss_first"], "loss_last": r["loss_last"], "steps": r["steps"],
+            })
+    return rows
