@@ -133,12 +133,17 @@ def run_hydra(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        SUBCOMMANDS[argv[0]](argv[1:])
-    elif argv and argv[0] == "run":
-        run_hydra(argv[1:])
-    else:
-        run_hydra(argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            SUBCOMMANDS[argv[0]](argv[1:])
+        elif argv and argv[0] == "run":
+            run_hydra(argv[1:])
+        else:
+            run_hydra(argv)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run in flight is not recorded, so resume reruns it
+        print("commbench: interrupted: finished runs are recorded; the same command resumes with the first "
+              "unfinished one", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class RunPlan:
     workers_per_node: int
     cpus_per_worker: float | None
     threads_per_worker: int | None
+    max_restarts: int = 0  # failure.max_restarts: Ray Train restarts of a failed worker group
     lr: float = 1e-3  # plain SGD on a fixed synthetic batch; momentum > 0 for convergence runs
     momentum: float = 0.0
     bandwidth_bits_per_s: float | None = None  # network.*: the emulated cluster's links
@@ -229,6 +230,7 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         workers_per_node=_positive_int("cluster.workers_per_node", cluster.get("workers_per_node", 1)),
         cpus_per_worker=_optional(_positive_float, "cluster.cpus_per_worker", cluster.get("cpus_per_worker")),
         threads_per_worker=_optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker")),
+        max_restarts=_positive_int("failure.max_restarts", (cfg.get("failure") or {}).get("max_restarts", 0), minimum=0),
         lr=_positive_float("optimizer.lr", optimizer.get("lr", 1e-3)),
         momentum=_momentum(optimizer.get("momentum", 0.0)),
         **network,

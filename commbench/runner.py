@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from commbench.cluster.emulated import interrupt
 from commbench.plan import PlanError, RunPlan
 from commbench.records import base_record
 from commbench.stats import layer_bytes, slowest_rank, summarize
@@ -45,6 +49,9 @@ def start_ray(plan: RunPlan) -> float:
         join_cluster(ray, plan, address)
     else:
         start_embedded(ray, plan)
+    # ray.init installs a SIGTERM handler that aborts the process; as an interrupt instead, the
+    # run unwinds: Ray shuts down at exit and records already written stay as they are.
+    signal.signal(signal.SIGTERM, interrupt)
     return time.perf_counter() - t0
 
 
@@ -149,10 +156,61 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
         run_config=RunConfig(
             name=f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(Path(plan.results_dir) / "ray"),
-            failure_config=FailureConfig(max_failures=0),
+            # A failed worker group restarts (from step 0: timings never mix attempts) up to this often.
+            failure_config=FailureConfig(max_failures=plan.max_restarts),
             logging_config=LoggingConfig(log_level="WARNING"),  # the controller's INFO chatter
         ),
     )
+
+
+@functools.cache
+def _attempts_class():
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Attempts:
+        """How often the train loop started: survives the worker group Ray restarts after a failure."""
+
+        def __init__(self) -> None:
+            self.started = 0
+
+        def start(self) -> int:
+            self.started += 1
+            return self.started
+
+    return Attempts
+
+
+def plan_counter_name(plan: RunPlan) -> str:
+    return f"commbench-attempts-{plan.config_hash()}-{os.getpid()}"
+
+
+def attempt_counter(plan: RunPlan):
+    """With failure.max_restarts > 0, a named actor rank 0 reports each start to (None otherwise)."""
+    if plan.max_restarts == 0:
+        return None
+    return _attempts_class().options(name=plan_counter_name(plan)).remote()
+
+
+def fit_in_thread(trainer) -> Any:
+    """trainer.fit() in a helper thread. In the main thread Ray Train would take over Ctrl-C (abort,
+    then exit with no word said); here Ctrl-C and SIGTERM reach commbench as an interrupt, and
+    Ray's shutdown at exit stops the run."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["result"] = trainer.fit()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, name="commbench-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
 
 
 def fit(plan: RunPlan, loop: Callable[[dict], Any] | None = None,
@@ -162,15 +220,43 @@ def fit(plan: RunPlan, loop: Callable[[dict], Any] | None = None,
 
     if loop is None:
         from commbench.worker import train_loop as loop
+    counter = attempt_counter(plan)
+    config = config or {**plan.worker_config(), "progress": sys.stdout.isatty(),
+                        "attempt_counter": counter and plan_counter_name(plan)}
     try:
-        result = make_trainer(plan, loop, config or {**plan.worker_config(), "progress": sys.stdout.isatty()}).fit()
+        result = fit_in_thread(make_trainer(plan, loop, config))
     except TrainingFailedError as exc:
-        raise RunError(f"training failed: {_last_line(exc)}") from exc
+        raise RunError(f"training failed: {failure_reason(exc)}") from exc
+    finally:
+        if counter is not None:
+            import ray
+
+            ray.kill(counter)
     if result.error is not None:
         raise RunError(f"training failed: {_last_line(result.error)}")
     if not result.return_value:
         raise RunError("training returned no figures from rank 0")
     return result.return_value
+
+
+DIED = {"WorkerHealthCheckFailedError", "ActorDiedError", "RayActorError"}  # Ray's names for a lost worker
+CALLBACK_PREFIX = "Got the following error when running the callback: "
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Which ranks failed and why, in one line (Ray's WorkerGroupError maps rank -> exception)."""
+    failures = getattr(exc, "worker_failures", None) or {}
+    if not failures:
+        return _last_line(exc)
+    reasons = []
+    for rank, err in sorted(failures.items()):
+        if DIED & {c.__name__ for c in type(err).__mro__}:
+            why = "its worker process died (killed, crashed or out of memory)"
+        else:  # a peer's collective failing because of it: the first line names the error
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+            why = lines[0].replace(CALLBACK_PREFIX, "")[:200]
+        reasons.append(f"rank {rank}: {why}")
+    return "; ".join(reasons)
 
 
 def _last_line(exc: BaseException) -> str:
@@ -196,6 +282,7 @@ def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, flo
         **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"]),
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
         "layer_bytes": layer_bytes(rank0["buckets"]),
+        "attempts": rank0.get("attempt", 1),  # > 1: Ray restarted the run; these figures are the last attempt's
         "loss_first": rank0["loss_first"],
         "loss_last": rank0["loss_last"],
         "threads_per_worker": rank0["threads"],

@@ -143,6 +143,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     """Ray Train's per-worker function: returns every rank's figures on rank 0."""
     t_enter = time.perf_counter()
     rank, world, device = join_group(cfg)
+    attempt = started_attempt(cfg) if rank == 0 else None
     model, ddp = wrap_model(cfg, device)
     names = {id(p): n for n, p in model.named_parameters()}
     counter = ByteCounter(world, reduce=world > 1)
@@ -182,6 +183,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         "params": count_params(model),
         "setup_s": t_first_step - t_enter,
         "steps": figures,
+        "attempt": attempt,
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "buckets": bucket_table(last, names),
@@ -193,6 +195,15 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     mine["train_loop_s"] = time.perf_counter() - t_enter
     gathered = gather_to_rank0(mine)
     return None if gathered is None else {"ranks": gathered, "world_size": world}
+
+
+def started_attempt(cfg: dict[str, Any]) -> int:
+    """This start's number (1 = first; more after Ray restarted a failed worker group)."""
+    if not cfg.get("attempt_counter"):
+        return 1
+    import ray
+
+    return ray.get(ray.get_actor(cfg["attempt_counter"]).start.remote())
 
 
 def gather_to_rank0(mine: Any) -> list[Any] | None:

@@ -128,3 +128,32 @@ def test_ctrl_c_tears_the_cluster_down(tmp_path):
     proc.wait(timeout=120)
     assert not any(mine.match(n) for n in namespaces())
     assert subprocess.run(["ip", "link", "show", f"cb{proc.pid}br"], capture_output=True).returncode != 0
+
+
+@root
+@pytest.mark.slow
+def test_partitioned_node_fails_the_run_with_a_timeout_and_tears_down(tmp_path):
+    """One node's link cut mid-run (its veth down: a partition; loss would need netem, which this
+    kernel lacks): the run fails within the collective timeout plus Ray's detection, says so in one
+    line, records the failure, and the cluster is torn down."""
+    proc = subprocess.Popen([sys.executable, "-m", "commbench", "model=squeezenet1_1", "nodes=2", "cluster=emulated",
+                             "steps=2000", "batch_size=4", "image_size=32", "collective_timeout_s=15",
+                             f"results_dir={tmp_path}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    mine = re.compile(rf"cb{proc.pid}n\d+$")
+    deadline = time.time() + 180
+    while time.time() < deadline and not (tmp_path / "ray").exists():  # the trainer has started
+        time.sleep(0.5)
+    time.sleep(15)  # into the timed steps
+    cut = time.monotonic()
+    subprocess.run(["ip", "link", "set", f"cb{proc.pid}v1", "down"], check=True)
+    out, err = proc.communicate(timeout=240)
+    detected = time.monotonic() - cut
+    assert proc.returncode == 2, (out[-2000:], err[-3000:])
+    [line] = [l for l in err.splitlines() if l.startswith("commbench: error:")]
+    assert line.startswith("commbench: error: squeezenet1_1 nodes=2: training failed: "), line
+    assert detected < 15 + 90, detected
+    [record] = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1]),
+    assert record["status"] == "failed" and record["error"] in line
+    assert not any(mine.match(n) for n in namespaces())
+    print(f"partition detected after {detected:.1f} s: {line}")

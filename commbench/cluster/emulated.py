@@ -318,12 +318,13 @@ def inside_address() -> str | None:
     return os.environ.get(INSIDE_ENV) or None
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """SIGTERM tears the cluster down like Ctrl-C does, instead of killing this process mid-way."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield

@@ -1,0 +1,136 @@
+"""Faults injected into real runs: a training worker killed mid-run, the driver interrupted mid-sweep.
+Each is bounded in time; none may hang, lose a finished record, or leave a Ray process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from commbench.records import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = ["model=squeezenet1_1", "batch_size=4", "image_size=32", "warmup=1", "collective_timeout_s=30"]
+
+
+def children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def descendants(root: int) -> list[int]:
+    kids, out, todo = children(), [], [root]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "commbench", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def train_workers(proc: subprocess.Popen) -> list[int]:
+    """This run's Ray Train workers (descendants of its driver: the embedded Ray is its child)."""
+    return [p for p in descendants(proc.pid) if "RayTrainWorker" in cmdline(p)]
+
+
+def kill_a_worker_mid_run(proc: subprocess.Popen) -> float:
+    workers = wait_for(lambda: len(train_workers(proc)) == 2 and train_workers(proc), 120, "two train workers")
+    time.sleep(5)  # into the timed steps
+    os.kill(max(workers), signal.SIGKILL)
+    return time.monotonic()
+
+
+def test_killed_worker_fails_the_run_naming_the_rank_and_resume_reruns_it(tmp_path):
+    args = [*RUN, "nodes=2", "steps=300", f"results_dir={tmp_path}"]
+    proc = start(*args)
+    killed = kill_a_worker_mid_run(proc)
+    out, err = proc.communicate(timeout=120)
+    detected = time.monotonic() - killed
+    assert proc.returncode == 2, err[-3000:]
+    assert detected < 30  # the collective timeout bounds it; Ray notices a dead actor in seconds
+    # One line of commbench's own (Ray may echo the workers' tracebacks around it).
+    [last] = [line for line in err.splitlines() if line.startswith("commbench: error:")]
+    assert last.startswith("commbench: error: squeezenet1_1 nodes=2: training failed: ")
+    assert "its worker process died (killed, crashed or out of memory)" in last and "rank " in last
+    [failed] = read_records(tmp_path / "runs.jsonl").records
+    assert failed["status"] == "failed" and "its worker process died" in failed["error"]
+    time.sleep(2)
+    assert not [p for p in descendants(proc.pid)]  # nothing of this run's Ray left
+
+    again = subprocess.run([sys.executable, "-m", "commbench", *args], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    records = read_records(tmp_path / "runs.jsonl").records
+    assert [r["status"] for r in records] == ["failed", "ok"]  # resume reran the failed cell
+    assert records[1]["config_hash"] == failed["config_hash"] and records[1]["attempts"] == 1
+
+
+def test_killed_worker_restarts_the_run_with_max_restarts(tmp_path):
+    proc = start(*RUN, "nodes=2", "steps=300", "failure.max_restarts=1", f"results_dir={tmp_path}")
+    kill_a_worker_mid_run(proc)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    [record] = read_records(tmp_path / "runs.jsonl").records
+    # The restarted attempt ran all its steps from the start: its timings alone are in the record.
+    assert record["status"] == "ok" and record["attempts"] == 2
+    assert len(record["per_step"]["step_time_s"]) == 300
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_sweep_stops_cleanly_and_resumes(sig, tmp_path):
+    sweep = ["-m", *RUN, "nodes=1,2", "steps=300", f"results_dir={tmp_path}"]
+    proc = start(*sweep)
+    runs = tmp_path / "runs.jsonl"
+    wait_for(lambda: runs.exists() and read_records(runs).records, 180, "the first cell's record")
+    wait_for(lambda: len(train_workers(proc)) == 2, 120, "the second cell's workers")
+    ray_processes = descendants(proc.pid)
+    proc.send_signal(sig)
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("commbench: interrupted: finished runs are recorded; the same command "
+                                            "resumes with the first unfinished one")
+    assert [(r["nodes"], r["status"]) for r in read_records(runs).records] == [(1, "ok")]
+    time.sleep(2)
+    assert not [p for p in ray_processes if os.path.exists(f"/proc/{p}") and cmdline(p)]  # Ray is gone
+    if sig == signal.SIGTERM:
+        again = subprocess.run([sys.executable, "-m", "commbench", *sweep], cwd=REPO, capture_output=True,
+                               text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "[1/2] skip squeezenet1_1 nodes=1" in again.stdout
+        assert [(r["nodes"], r["status"]) for r in read_records(runs).records] == [(1, "ok"), (2, "ok")]
