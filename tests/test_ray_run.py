@@ -87,7 +87,7 @@ def test_multirun_writes_one_record_per_cell_and_resumes(tmp_path):
     # Progress: cells done/total, a line per finished cell with its efficiency.
     e2 = records[2]["throughput"] / (2 * records[1]["throughput"])
     assert "[1/2] squeezenet1_1 nodes=1: 4.94 MB/step" in out.stdout
-    assert f"[2/2] squeezenet1_1 nodes=2: 4.94 MB/step" in out.stdout and f"E(2) {e2:.1%}" in out.stdout
+    assert "[2/2] squeezenet1_1 nodes=2: 4.94 MB/step" in out.stdout and f"E(2) {e2:.1%}" in out.stdout
     # The sweep's end: the local report and a W&B summary run, in the cells' group.
     assert (tmp_path / "report" / "summary.md").exists() and (tmp_path / "report" / "efficiency_vs_nodes.png").exists()
     cells, [summary] = ([r for r in wandb_runs(tmp_path) if r["job_type"] == job] for job in ("run", "sweep-summary"))
