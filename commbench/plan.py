@@ -126,7 +126,8 @@ def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str
     try:
         minimum = min_image_size(name, **{k: v for k, v in kwargs.items() if k != "num_classes"})
     except (TypeError, ValueError) as exc:
-        raise PlanError(f"model {name}: {exc}") from None
+        message = str(exc).strip("'\"")
+        raise PlanError(message if message.startswith(name) else f"model {name}: {message}") from None
     if image_size < minimum:
         raise PlanError(f"image_size={image_size} is too small for {name}: its minimum is {minimum}")
     return name, kwargs

@@ -40,6 +40,9 @@ def test_variant_kwargs_reach_the_plan(tmp_path):
     ("model.name=vgg16", "unknown model 'vgg16'; known: alexnet, squeezenet,"),
     ("model=alexnet image_size=62", "image_size=62 is too small for alexnet: its minimum is 63"),
     ("model=mobilenet_v1 +model.beta=2", "model mobilenet_v1: model 'mobilenet_v1' has no option 'beta'"),
+    # Bounded before a model is built to measure its minimum input: alpha=1000 would be gigabytes.
+    ("model=mobilenet_v1 model.alpha=1000", "mobilenet_v1 alpha must be a number in (0, 4], got 1000"),
+    ("model=densenet_bc model.depth=1000", "densenet_bc depth must be an integer from 10 to 250, got 1000"),
     ("compression.name=magic", "unknown compression 'magic'; known: none, fp16, bf16, powersgd, topk, int8"),
     ("+compression.hook=magic", "compression none has no parameter 'hook'"),
     ("network.bandwidth=100mbit", "network.bandwidth shapes links only with cluster=emulated"),

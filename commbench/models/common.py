@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from torch import nn
 
+# Width multipliers the papers use run from 0.25 to 2; past this a model is a memory accident.
+MAX_MULTIPLIER = 4.0
+
+
+def check_multiplier(model: str, name: str, value: object) -> float:
+    """A width multiplier in (0, MAX_MULTIPLIER]; ValueError says what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_MULTIPLIER:
+        raise ValueError(f"{model} {name} must be a number in (0, {MAX_MULTIPLIER:g}], got {value!r}")
+    return float(value)
+
+
+def check_int(model: str, name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{model} {name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
 
 class GlobalPoolClassifier(nn.Module):
     """features -> global average pool -> fully-connected classifier.  Global pooling is also

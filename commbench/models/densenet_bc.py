@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import GlobalPoolClassifier, kaiming_init_convs
+from .common import GlobalPoolClassifier, check_int, kaiming_init_convs
 
 COMPRESSION = 0.5  # theta of DenseNet-C
 BOTTLENECK_WIDTH = 4  # the 1x1 conv produces 4k feature maps (DenseNet-B)
@@ -53,10 +53,10 @@ def transition(cin: int, cout: int) -> nn.Sequential:
 
 class DenseNetBC(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 10, growth_rate: int = 12, depth: int = 100) -> None:
-        if depth < 10 or (depth - 4) % 6:
+        # The paper's DenseNet-BC runs to depth 250 and growth rate 40.
+        if check_int("densenet_bc", "depth", depth, 10, 250) and (depth - 4) % 6:
             raise ValueError(f"densenet_bc depth must be 6n+4 with n >= 1, got {depth!r}")
-        if growth_rate < 1:
-            raise ValueError(f"densenet_bc growth_rate must be >= 1, got {growth_rate!r}")
+        check_int("densenet_bc", "growth_rate", growth_rate, 1, 64)
         n = (depth - 4) // 6
         c = 2 * growth_rate
         layers = [nn.Conv2d(3, c, 3, padding=1, bias=False)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import GlobalPoolClassifier, kaiming_init_convs
+from .common import GlobalPoolClassifier, check_multiplier, kaiming_init_convs
 
 # Table 1 after the stem: (pointwise output channels, depthwise stride).  The paper
 # prints "Conv dw / s2" for the second-to-last depthwise layer, but its input and
@@ -45,8 +45,7 @@ def depthwise_separable(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 class MobileNetV1(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 1000, alpha: float = 1.0) -> None:
-        if not 0 < alpha:
-            raise ValueError(f"mobilenet_v1 alpha must be > 0, got {alpha!r}")
+        alpha = check_multiplier("mobilenet_v1", "alpha", alpha)
         width = lambda c: max(1, int(c * alpha))  # noqa: E731  (alpha*M, alpha*N of Sec. 4.2)
         cin = width(STEM_CHANNELS)
         layers = [_conv_bn_relu(3, cin, 3, stride=2)]

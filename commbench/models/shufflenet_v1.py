@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import GlobalPoolClassifier, kaiming_init_convs
+from .common import GlobalPoolClassifier, check_multiplier, kaiming_init_convs
 
 # Table 1: output channels of Stages 2, 3, 4 for each number of groups (1x).
 STAGE_CHANNELS = {
@@ -79,8 +79,7 @@ class ShuffleNetV1(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 1000, groups: int = 3, scale: float = 1.0) -> None:
         if groups not in STAGE_CHANNELS:
             raise ValueError(f"shufflenet_v1 groups must be one of {sorted(STAGE_CHANNELS)}, got {groups!r}")
-        if not scale > 0:
-            raise ValueError(f"shufflenet_v1 scale must be > 0, got {scale!r}")
+        scale = check_multiplier("shufflenet_v1", "scale", scale)
         g = groups
         cin = _multiple_of(STEM_CHANNELS * scale, g)
         layers = [

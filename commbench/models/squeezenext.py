@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import GlobalPoolClassifier
+from .common import GlobalPoolClassifier, check_multiplier
 
 STAGE_BLOCKS = {23: (6, 6, 8, 1)}  # Table/Fig. of 1.0-SqNxt-23; only depth 23 is reproduced
 STAGE_WIDTHS = (32, 64, 128, 256)
@@ -61,8 +61,7 @@ class SqueezeNext(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 1000, width: float = 1.0, depth: int = 23) -> None:
         if depth not in STAGE_BLOCKS:
             raise ValueError(f"squeezenext depth must be one of {sorted(STAGE_BLOCKS)}, got {depth!r}")
-        if not width > 0:
-            raise ValueError(f"squeezenext width must be > 0, got {width!r}")
+        width = check_multiplier("squeezenext", "width", width)
         layers = [
             _conv_bn_relu(3, STEM_CHANNELS, 7, stride=2),
             nn.MaxPool2d(3, stride=2, ceil_mode=True),
