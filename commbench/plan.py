@@ -187,6 +187,19 @@ def _cluster_kind(cluster: Mapping[str, Any]) -> str:
     return kind
 
 
+WORKER_BYTES = 0.5e9  # a worker process with torch and a compact CNN: 0.3-0.5 GB resident
+
+
+def check_local_capacity(nodes: int) -> None:
+    """Without cluster.address every worker is a process on this machine: as many as its memory holds."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    most = max(1, int(memory // WORKER_BYTES))
+    if nodes > most:
+        raise PlanError(f"nodes={nodes} is more than this machine can hold: {memory / 2**30:.0f} GiB of memory "
+                        f"at about {WORKER_BYTES / 1e9:g} GB per worker process is at most {most}; "
+                        "set cluster.address to run on a Ray cluster")
+
+
 def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
     nodes = _positive_int("nodes", cfg.get("nodes"))
@@ -209,6 +222,8 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         if warmup < compression_params["start_iter"]:
             raise PlanError(f"compression=powersgd starts compressing at step {compression_params['start_iter']}: "
                             f"warmup={warmup} would time uncompressed steps; set warmup >= compression.start_iter")
+    if not cluster.get("address"):
+        check_local_capacity(nodes)
     return RunPlan(
         model=model,
         model_kwargs=model_kwargs,
