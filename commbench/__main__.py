@@ -101,6 +101,8 @@ def checked_cells(argv: list[str]) -> list[list[str]]:
 
     precheck_overrides(argv)
     if any(a in PRINT_FLAGS for a in argv):  # Hydra prints config or help and runs nothing
+        if any(a in MULTIRUN_FLAGS for a in argv):
+            fail("-m runs a sweep and --cfg/--info/--help print the config: give one of them")
         return []
     try:
         cells = sweep_cells(argv)

@@ -479,6 +479,7 @@ CLI_MALFORMED = {
     "nodes=[1": (("nodes=[1",), "no viable alternative at input '[1'"),
     "=3": (("=3",), "Config group override must be a string or a list. Got int"),
     "sweep with a bad cell": (("-m", "nodes=1,0"), "nodes must be an integer >= 1, got 0"),
+    "sweep and --cfg": (("-m", "nodes=1,2", "--cfg", "job"), "-m runs a sweep and --cfg/--info/--help print"),
 }
 
 
