@@ -478,7 +478,7 @@ SUBCOMMANDS.update({"dashboard": cmd_dashboard})
 
 # ---------------------------------------------------------------- compare-compression
 def scheme_list(text: str) -> list[str]:
-    from commbench.compare import SCHEMES
+    from commbench.comm.compression import SCHEMES
 
     names = [s for s in text.split(",") if s]
     unknown = [s for s in names if s not in SCHEMES]
@@ -491,13 +491,14 @@ def cmd_compare_compression(argv: list[str]) -> None:
     """Every compression scheme on one model and N, trained the same way: bytes per step, comm and step
     time, and the loss each reaches. Each scheme is a recorded run (resume skips it when recorded)."""
     from commbench.__main__ import run_cell, wandb_settings
-    from commbench.compare import CONVERGENCE, SCHEMES, compression_rows
+    from commbench.comm.compression import SCHEMES
+    from commbench.compare import CONVERGENCE, compression_rows
     from commbench.config import compose
     from commbench.records import read_records
     from commbench.sinks.console import compression_table
     from commbench.sweep import close_sweep
 
-    opts, overrides = split_options(argv, {"schemes": (scheme_list, SCHEMES), "format": FORMAT})
+    opts, overrides = split_options(argv, {"schemes": (scheme_list, list(SCHEMES)), "format": FORMAT})
     cells = [[*CONVERGENCE, *overrides, f"compression={s}"] for s in opts["schemes"]]
     plans = [plan_from(cell) for cell in cells]  # every cell is valid before Ray starts
     group = f"compare-{plans[0].model}-n{plans[0].nodes}"

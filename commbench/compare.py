@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-SCHEMES = ["none", "fp16", "bf16", "powersgd", "topk", "int8"]
 CONVERGENCE = ["steps=30", "warmup=3", "optimizer.lr=0.002", "optimizer.momentum=0.9"]  # trains on every scheme
 
 

@@ -54,7 +54,7 @@ def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, 
                 "model": r["model"],
                 "nodes": nodes,
                 "throughput": r["throughput"],
-                "efficiency": r["throughput"] / (nodes * base["throughput"]) if base else None,
+                "efficiency": efficiency_against(r, base),
                 "step_time_s": r["step_time_s"],
                 "compute_time_s": r["compute_time_s"],
                 "exposed_comm_s": r["comm_time_s"],
@@ -74,5 +74,9 @@ def efficiency_of(record: dict[str, Any], earlier: Iterable[dict[str, Any]]) -> 
     without a baseline."""
     if record["nodes"] == 1:
         return 1.0
-    base = latest_per_nodes(earlier).get(series_key(record), {}).get(1)
+    return efficiency_against(record, latest_per_nodes(earlier).get(series_key(record), {}).get(1))
+
+
+def efficiency_against(record: dict[str, Any], base: dict[str, Any] | None) -> float | None:
+    """E(N) = throughput(N) / (N x throughput(1)) with `base` the nodes=1 run; None without one."""
     return record["throughput"] / (record["nodes"] * base["throughput"]) if base else None

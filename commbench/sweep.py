@@ -59,11 +59,6 @@ def sweep_cells(argv: list[str]) -> list[list[str]]:
     return [list(cell) for cell in itertools.product(*choices)]
 
 
-def sweep_size(argv: list[str]) -> int:
-    """How many cells Hydra's basic sweeper makes of these overrides: the product of the sweep lists."""
-    return len(sweep_cells(argv))
-
-
 def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
     """A finished cell in one line."""
     scheme = "" if record.get("compression", "none") == "none" else f" compression={record['compression']}"
@@ -131,21 +126,19 @@ def summary_lines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def close_sweep(results_dir: str, settings) -> list[Path]:
     """The sweep's end: the local report, then the W&B summary run. Each step says why it did
     nothing rather than failing the sweep whose cells are already recorded."""
-    from commbench.scaling import scaling_rows
     from commbench.sinks import wandb_log
-    from commbench.sinks.report import ok_records, validation, write_report
+    from commbench.sinks.report import load_results, write_report
 
     folder = Path(results_dir)
     try:
-        paths = write_report(folder)
-        records = ok_records(folder)
+        results = load_results(folder)
     except ValueError as exc:
         console.print(f"commbench: no report: {exc}", highlight=False)
         return []
+    paths = write_report(folder, results=results)
     console.print(f"report: {folder / 'report' / 'summary.md'} ({len(paths) - 1} charts)", highlight=False)
-    rows = scaling_rows(records)
-    where = wandb_log.log_sweep(settings, summary_tables(records, rows, validation(folder)), summary_lines(rows),
-                                [p for p in paths if p.suffix == ".png"])
+    where = wandb_log.log_sweep(settings, summary_tables(results.records, results.rows, results.checked),
+                                summary_lines(results.rows), [p for p in paths if p.suffix == ".png"])
     if where:
         console.print(f"W&B summary run: {where}", highlight=False)
     return paths
@@ -159,11 +152,10 @@ class SweepEnd(Callback):
 
         from commbench.sinks import wandb_log
 
-        cfg = OmegaConf.to_container(config, resolve=False)
         results_dir = str(Path(config.results_dir).expanduser().resolve())
         group = Path(str(config.hydra.sweep.dir)).name
         try:
-            settings = wandb_log.settings_from(cfg.get("logging"), results_dir, group)
+            settings = wandb_log.settings_from(OmegaConf.to_container(config.logging), results_dir, group)
         except wandb_log.WandbConfigError:
             settings = wandb_log.settings_from(None, results_dir)  # already reported by the cells
         close_sweep(results_dir, settings)

@@ -21,7 +21,7 @@ import pytest
 
 from commbench.sinks import wandb_log
 from commbench.sinks.wandb_log import WandbConfigError, settings_from
-from commbench.sweep import summary_tables, sweep_size
+from commbench.sweep import summary_tables, sweep_cells
 from tests.wandb_files import runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,9 +74,9 @@ def test_sweep_group_applies_where_config_sets_none():
 
 
 def test_sweep_size_is_the_product_of_the_sweep_lists():
-    assert sweep_size(["-m", "model=alexnet,squeezenet", "nodes=1,2,4,8", "steps=3"]) == 8
-    assert sweep_size(["--multirun", "nodes=range(1,4)"]) == 3
-    assert sweep_size(["-m", "nodes=2"]) == 1
+    assert len(sweep_cells(["-m", "model=alexnet,squeezenet", "nodes=1,2,4,8", "steps=3"])) == 8
+    assert len(sweep_cells(["--multirun", "nodes=range(1,4)"])) == 3
+    assert len(sweep_cells(["-m", "nodes=2"])) == 1
 
 
 # ---------------------------------------------------------------- offline files read back

@@ -113,6 +113,24 @@ class TopKState:
     residuals: dict[int, torch.Tensor] = field(default_factory=dict)  # error feedback per bucket
 
 
+def gather_and_average(counter: ByteCounter, seen, grad: torch.Tensor, parts: list[torch.Tensor],
+                       add: Callable[..., Any]) -> torch.futures.Future[torch.Tensor]:
+    """All-gather this rank's encoded `parts`, then set `grad` (the bucket) to the mean over ranks of
+    what add(grad, *a rank's parts) decodes into it. The bucket's payload is what was gathered."""
+    before = counter.step.payload_bytes
+    gathered = torch.futures.collect_all([counter.all_gather(part) for part in parts])
+    seen.payload_bytes = counter.step.payload_bytes - before
+
+    def decode(fut) -> torch.Tensor:
+        per_part = [f.value() for f in fut.value()]  # per part, every rank's tensor
+        grad.zero_()
+        for rank_parts in zip(*per_part):
+            add(grad, *rank_parts)
+        return grad.div_(counter.world_size)
+
+    return gathered.then(decode)
+
+
 def topk_hook(state: TopKState, bucket) -> torch.futures.Future[torch.Tensor]:
     """Send the k = ceil(ratio x n) largest-magnitude entries (plus what earlier steps left out)."""
     counter = state.counter
@@ -127,18 +145,8 @@ def topk_hook(state: TopKState, bucket) -> torch.futures.Future[torch.Tensor]:
     values = acc[index]
     acc[index] = 0
     state.residuals[bucket.index()] = acc
-    before = counter.step.payload_bytes
-    gathered = torch.futures.collect_all([counter.all_gather(values), counter.all_gather(index.to(torch.int32))])
-    seen.payload_bytes = counter.step.payload_bytes - before
-
-    def decode(fut) -> torch.Tensor:
-        all_values, all_index = (f.value() for f in fut.value())
-        grad.zero_()
-        for v, i in zip(all_values, all_index):
-            grad.index_add_(0, i.long(), v)
-        return grad.div_(counter.world_size)
-
-    return gathered.then(decode)
+    return gather_and_average(counter, seen, grad, [values, index.to(torch.int32)],
+                              lambda g, v, i: g.index_add_(0, i.long(), v))
 
 
 def int8_hook(counter: ByteCounter, bucket) -> torch.futures.Future[torch.Tensor]:
@@ -147,18 +155,7 @@ def int8_hook(counter: ByteCounter, bucket) -> torch.futures.Future[torch.Tensor
     grad = bucket.buffer()
     scale = (grad.abs().max() / 127).clamp(min=torch.finfo(torch.float32).tiny).reshape(1)
     quantized = torch.round(grad / scale).to(torch.int8)
-    before = counter.step.payload_bytes
-    gathered = torch.futures.collect_all([counter.all_gather(quantized), counter.all_gather(scale)])
-    seen.payload_bytes = counter.step.payload_bytes - before
-
-    def decode(fut) -> torch.Tensor:
-        all_q, all_scales = (f.value() for f in fut.value())
-        grad.zero_()
-        for q, s in zip(all_q, all_scales):
-            grad.add_(q.to(grad.dtype) * s)
-        return grad.div_(counter.world_size)
-
-    return gathered.then(decode)
+    return gather_and_average(counter, seen, grad, [quantized, scale], lambda g, q, s: g.add_(q.to(g.dtype) * s))
 
 
 def hook_for(name: str, params: dict[str, Any], counter: ByteCounter) -> tuple[Any, Callable]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -279,12 +280,28 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
     return "\n".join(lines) + "\n"
 
 
-def write_report(results_dir: str | Path, model_for_layers: str | None = None) -> list[Path]:
+@dataclass
+class Results:
+    """A results folder, read once: what the report and the sweep's W&B summary are made from."""
+
+    records: list[dict[str, Any]]  # successful runs
+    rows: list[dict[str, Any]]  # scaling_rows of them
+    checked: list[dict[str, Any]]  # measured vs predicted comm time (validation)
+
+
+def load_results(results_dir: Path) -> Results:
+    """ValueError when the folder holds no successful run."""
+    records = ok_records(results_dir)
+    return Results(records, scaling_rows(records), validation(results_dir))
+
+
+def write_report(results_dir: str | Path, model_for_layers: str | None = None,
+                 results: Results | None = None) -> list[Path]:
     """Charts and summary.md in ${results_dir}/report/; the written paths."""
     results_dir = Path(results_dir).expanduser()
-    records = ok_records(results_dir)
+    results = results or load_results(results_dir)
+    records, rows = results.records, results.rows
     newest = newest_per_model(records)
-    rows = scaling_rows(records)
     layers = layers_source(newest, records, model_for_layers)
     out = results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -298,5 +315,5 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None) -
     if compressed:
         pngs.append(plot_compression(compressed, out / "compression.png"))
     md = out / "summary.md"
-    md.write_text(summary(newest, rows, pngs, validation(results_dir), compressed))
+    md.write_text(summary(newest, rows, pngs, results.checked, compressed))
     return pngs + [md]

@@ -186,6 +186,11 @@ def open_run(settings: WandbSettings, *, name: str, job_type: str, tags: list[st
     )
 
 
+def where(run, settings: WandbSettings) -> str:
+    """The run's folder (offline, for `wandb sync`) or its URL (online)."""
+    return run.dir if settings.effective_mode == "offline" else run.url
+
+
 # ---------------------------------------------------------------- one run
 def run_tags(record: dict[str, Any]) -> list[str]:
     return [record["model"], f"nodes={record['nodes']}", record.get("cluster_kind", "local"),
@@ -242,14 +247,14 @@ def table(rows: tuple[list[str], list[list[Any]]]):
 
 def log_run(settings: WandbSettings, record: dict[str, Any], efficiency: float | None = None) -> str | None:
     """Log one successful record; the W&B run folder (offline) or URL (online), None if W&B is off."""
+    from commbench.plan import HASHED_FIELDS
+
     if not settings.enabled:
         return None
 
     def action() -> str:
-        config = {k: record[k] for k in ("model", "model_kwargs", "nodes", "steps", "warmup", "batch_size",
-                                         "image_size", "seed", "use_gpu", "bucket_cap_mb", "broadcast_buffers",
-                                         "compression", "cluster_kind", "cluster_address", "bandwidth_bits_per_s",
-                                         "latency_s", "loss_percent", "config_hash") if k in record}
+        # What identifies the run (the fields its config_hash covers) is its W&B config.
+        config = {k: record[k] for k in (*HASHED_FIELDS, "config_hash") if k in record}
         run = open_run(settings, name=f"{record['model']}-n{record['nodes']}", job_type="run",
                        tags=run_tags(record), config=config)
         with run:
@@ -259,7 +264,7 @@ def log_run(settings: WandbSettings, record: dict[str, Any], efficiency: float |
                     row = {**row, "buckets": table(bucket_rows(record)), "layers": table(layer_rows(record))}
                 run.log(row, step=i)
             run.summary.update(run_summary(record, efficiency))
-            return run.dir if settings.effective_mode == "offline" else run.url
+            return where(run, settings)
 
     return guarded(settings, action)
 
@@ -290,6 +295,6 @@ def log_sweep(settings: WandbSettings, tables: dict[str, tuple[list[str], list[l
                                                     title=spec["title"], xname="nodes")
             data.update({image_key(p): wandb.Image(str(p)) for p in images})
             run.log(data)
-            return run.dir if settings.effective_mode == "offline" else run.url
+            return where(run, settings)
 
     return guarded(settings, action)
