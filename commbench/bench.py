@@ -38,7 +38,8 @@ def _register(variant: str, ddp, world: int):
 def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
     """Per variant, step times of the slowest rank (rank 0 returns them)."""
     from commbench.stats import elementwise_max
-    from commbench.worker import gather_to_rank0, join_group, step_figures, step_fn, wrap_model
+    from commbench.comm.group import gather_to_rank0, join_group
+    from commbench.worker import step_figures, step_fn, wrap_model
 
     rank, world, device = join_group(cfg)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -70,14 +71,6 @@ def overhead_ratios(times: dict[str, list[float]]) -> dict[str, float]:
         "instrumented_over_bare": median["instrumented"] / median["bare"],
         "noop_over_bare": median["noop"] / median["bare"],
     }
-
-
-def hook_overhead(plan, rounds: int) -> dict[str, Any]:
-    from commbench.cli import on_ray
-
-    times = on_ray(plan, bench_loop, {**plan.worker_config(), "rounds": rounds})
-    return {"model": plan.model, "nodes": plan.nodes, "steps_per_variant": len(times["bare"]),
-            **overhead_ratios(times)}
 
 
 def wall_time(overrides: list[str]) -> dict[str, Any]:

@@ -1,136 +1,20 @@
 """Alpha-beta cost model of all-reduce: predict, from gradient bytes, what the network costs a step.
 
 A link costs T(n) = alpha + n * beta for an n-byte message (Hockney). Each algorithm below is
-that model summed over its critical path. Pure functions (stdlib + numpy), no torch, no Ray.
+that model summed over its critical path; the measured side fits alpha and beta to busbw points.
+Pure functions (stdlib + numpy): no torch, no Ray, no records.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-
-class NetworkSpecError(ValueError):
-    """A network setting that cannot be read; str() is one line naming the setting."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing link specs
-# ---------------------------------------------------------------------------------------------
-
-# ASCII digits only: \d would let float() read Arabic-Indic and other Unicode digits.
-_NUMBER_UNIT = re.compile(r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(.*)", re.DOTALL)
-
-_DECIMAL = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-_BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
-_PREFIXES = {**_DECIMAL, **_BINARY}
-
-# tc's bit units (it reads "kibit" as 1024 bit/s too); "/s" is optional after "bit"; no unit is bit/s.
-_BIT_UNITS = {"": 1.0} | {f"{p}bit{s}": scale for p, scale in _PREFIXES.items() for s in ("", "/s")}
-
-# Units per second, divided by rather than multiplied by 1e-6: 5 / 1e6 rounds to 5e-6, 5 * 1e-6 does not.
-_LATENCY_PER_S = {
-    "": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0,
-    "ms": 1e3, "msec": 1e3, "msecs": 1e3,
-    "us": 1e6, "usec": 1e6, "usecs": 1e6, "\u00b5s": 1e6, "\u03bcs": 1e6,  # micro sign, Greek mu
-    "ns": 1e9, "nsec": 1e9, "nsecs": 1e9,
-}
-
-_BANDWIDTH_HINT = "write e.g. 100mbit, 10gbit or 1.25GB/s"
-_LATENCY_HINT = "write e.g. 5us, 0.5ms or 2s"
-
-
-def _show(text: object) -> str:
-    """repr() escapes newlines, so the message stays one line; long input is cut."""
-    shown = repr(text)
-    return shown if len(shown) <= 40 else shown[:37] + "..."
-
-
-def _split(text: object, field: str, hint: str) -> tuple[float, str]:
-    """(number, unit) of a spec; a real number passes through with an empty unit."""
-    if isinstance(text, numbers.Real) and not isinstance(text, bool):
-        try:
-            value, unit = float(text), ""
-        except OverflowError:  # an int past float's range (10**400): refused below as not finite
-            value, unit = math.inf, ""
-    elif isinstance(text, str) and (m := _NUMBER_UNIT.fullmatch(text.strip())):
-        value, unit = float(m.group(1)), m.group(2)
-    else:
-        raise NetworkSpecError(f"{field}: cannot read {_show(text)}; {hint}")
-    if not math.isfinite(value):
-        raise NetworkSpecError(f"{field}: {_show(text)} is not a finite number; {hint}")
-    return value, unit
-
-
-def _ambiguous_prefix(unit: str) -> str | None:
-    """The prefix of 'gbps' & co, else None: tc reads "bps" as BYTES/s, most people as bits."""
-    low = unit.lower()
-    if low.endswith("bps") and low[:-3] in _PREFIXES:
-        return low[:-3]
-    # Bytes need a capital B, so lower-case "mb/s" is as ambiguous as "mbps".
-    if unit.endswith("b/s") and low[:-3] in _PREFIXES:
-        return low[:-3]
-    return None
-
-
-def _ambiguous(number: float, prefix: str, text: object) -> NetworkSpecError:
-    """The error for 'gbps' & co, with both readings of the user's own number spelled out."""
-    byte_prefix = prefix[:1].upper() + prefix[1:] if prefix not in ("", "k") else prefix
-    return NetworkSpecError(
-        f"network.bandwidth: {_show(text)} is ambiguous (tc reads bps as bytes/s, most people as "
-        f"bits/s); write {number:g}{prefix}bit (bits/s) or {number / 8:g}{byte_prefix}B/s (bytes/s)")
-
-
-def _bandwidth_scale(unit: str) -> float | None:
-    """Bits per second per unit, or None if the unit is unknown."""
-    if unit.lower() in _BIT_UNITS:
-        return _BIT_UNITS[unit.lower()]
-    if unit.endswith("B/s") and unit[:-3].lower() in _PREFIXES:
-        return 8 * _PREFIXES[unit[:-3].lower()]
-    return None
-
-
-def parse_bandwidth(text: str | int | float) -> float:
-    """Link bandwidth -> bits per second.
-
-    Bit units as tc writes them, case-insensitive: '64bit', '500kbit', '100mbit', '10Gbit', '1tbit'
-    (k, m, g, t decimal; ki, mi, gi, ti binary). Byte rates need '/s' and a capital B:
-    '125MB/s', '1.25GB/s', '10kB/s' (decimal, x8), 'KiB/s', 'MiB/s', 'GiB/s' (binary).
-    A bare number is bits/s. 'gbps', 'mbps', 'kbps', 'bps' and 'Mb/s' are refused as ambiguous.
-    """
-    field = "network.bandwidth"
-    number, unit = _split(text, field, _BANDWIDTH_HINT)
-    if number <= 0:
-        raise NetworkSpecError(f"{field}: must be > 0, got {_show(text)}")
-    if (prefix := _ambiguous_prefix(unit)) is not None:
-        raise _ambiguous(number, prefix, text)
-    scale = _bandwidth_scale(unit)
-    if scale is None:
-        raise NetworkSpecError(f"{field}: cannot read {_show(text)}; {_BANDWIDTH_HINT}")
-    bits_per_s = number * scale
-    if not math.isfinite(bits_per_s):
-        raise NetworkSpecError(f"{field}: {_show(text)} overflows a float; {_BANDWIDTH_HINT}")
-    return bits_per_s
-
-
-def parse_latency(text: str | int | float) -> float:
-    """One-way link latency -> seconds: '5us' (or 'µs'), '0.5ms', '100ns', '2s', '1.5 ms'.
-
-    A bare number is seconds. 0 is allowed: an ideal link with no per-message cost.
-    """
-    field = "network.latency"
-    number, unit = _split(text, field, _LATENCY_HINT)
-    if number < 0:
-        raise NetworkSpecError(f"{field}: must be >= 0, got {_show(text)}")
-    per_s = _LATENCY_PER_S.get(unit.lower())
-    if per_s is None:
-        raise NetworkSpecError(f"{field}: cannot read {_show(text)}; {_LATENCY_HINT}")
-    return number / per_s + 0.0  # + 0.0 turns '-0' into 0.0
+from commbench.units import NetworkSpecError, parse_bandwidth, parse_latency, show
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +32,7 @@ class Network:
         for name in ("alpha_s", "beta_s_per_byte"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
-                raise NetworkSpecError(f"Network.{name} must be a finite number >= 0, got {_show(value)}")
+                raise NetworkSpecError(f"Network.{name} must be a finite number >= 0, got {show(value)}")
 
     @classmethod
     def from_link(cls, bandwidth: str | float, latency: str | float) -> "Network":
@@ -206,7 +90,7 @@ ALGORITHMS: tuple[str, ...] = tuple(_COST)
 
 def _cost(algorithm: str):
     if algorithm not in _COST:
-        raise ValueError(f"unknown all-reduce algorithm {_show(algorithm)}; known: {', '.join(ALGORITHMS)}")
+        raise ValueError(f"unknown all-reduce algorithm {show(algorithm)}; known: {', '.join(ALGORITHMS)}")
     return _COST[algorithm]
 
 
@@ -222,9 +106,9 @@ def allreduce_time(algorithm: str, n_bytes: float, nodes: int, net: Network) -> 
     """
     cost = _cost(algorithm)
     if isinstance(nodes, bool) or not isinstance(nodes, numbers.Integral) or nodes < 1:
-        raise ValueError(f"nodes must be an integer >= 1, got {_show(nodes)}")
+        raise ValueError(f"nodes must be an integer >= 1, got {show(nodes)}")
     if not (math.isfinite(n_bytes) and n_bytes >= 0):
-        raise ValueError(f"n_bytes must be a finite number >= 0, got {_show(n_bytes)}")
+        raise ValueError(f"n_bytes must be a finite number >= 0, got {show(n_bytes)}")
     if nodes == 1:
         return 0.0
     return cost(n_bytes, int(nodes), net.alpha_s, net.beta_s_per_byte)
@@ -242,9 +126,9 @@ def efficiency(compute_s: float, comm_s: float) -> float:
     A fixed per-worker batch keeps compute constant; without overlap, comm adds to every step.
     """
     if not (math.isfinite(compute_s) and compute_s > 0):
-        raise ValueError(f"compute_s must be a finite number > 0, got {_show(compute_s)}")
+        raise ValueError(f"compute_s must be a finite number > 0, got {show(compute_s)}")
     if not (math.isfinite(comm_s) and comm_s >= 0):
-        raise ValueError(f"comm_s must be a finite number >= 0, got {_show(comm_s)}")
+        raise ValueError(f"comm_s must be a finite number >= 0, got {show(comm_s)}")
     return compute_s / (compute_s + comm_s)
 
 
@@ -274,16 +158,16 @@ def busbw(n_bytes: float, time_s: float, nodes: int) -> tuple[float, float]:
     to the link bandwidth whatever N is.
     """
     if not (math.isfinite(time_s) and time_s > 0):
-        raise ValueError(f"time_s must be a finite number > 0, got {_show(time_s)}")
+        raise ValueError(f"time_s must be a finite number > 0, got {show(time_s)}")
     if nodes < 1:
-        raise ValueError(f"nodes must be >= 1, got {_show(nodes)}")
+        raise ValueError(f"nodes must be >= 1, got {show(nodes)}")
     algbw = n_bytes / time_s
     return algbw, algbw * 2 * (nodes - 1) / nodes
 
 
 def _check_points(sizes: Sequence[float], times: Sequence[float], nodes: int) -> tuple[np.ndarray, np.ndarray]:
     if nodes < 2:
-        raise ValueError(f"fit_alpha_beta needs nodes >= 2 (one node sends nothing), got {_show(nodes)}")
+        raise ValueError(f"fit_alpha_beta needs nodes >= 2 (one node sends nothing), got {show(nodes)}")
     n, t = np.asarray(sizes, dtype=float), np.asarray(times, dtype=float)
     if n.ndim != 1 or n.shape != t.shape:
         raise ValueError(f"sizes and times must be flat and of one length, got {n.shape} and {t.shape}")
@@ -341,22 +225,3 @@ def relative_error(predicted: float, measured: float) -> float:
     return (predicted - measured) / measured
 
 
-def latest_fits(busbw_records: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The newest alpha-beta fit per number of ranks, from busbw.jsonl's records."""
-    return {r["nodes"]: r["fit"] for r in busbw_records if r.get("kind") == "busbw" and r.get("fit")}
-
-
-def validation_rows(fits: dict[int, dict[str, Any]], replays: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Measured vs predicted: each comm-only replay (newest per model and N) against the ring model
-    with the busbw fit at the same N."""
-    newest = {(r["model"], r["nodes"]): r for r in replays}
-    rows = []
-    for (model, nodes), r in sorted(newest.items()):
-        if nodes not in fits:
-            continue
-        net = Network(fits[nodes]["alpha_s"], fits[nodes]["beta_s_per_byte"])
-        predicted = step_comm_time("ring", r["bucket_bytes"], nodes, net)
-        rows.append({"model": model, "nodes": nodes, "payload_bytes": r["payload_bytes"],
-                     "measured_s": r["comm_time_s"], "predicted_s": predicted,
-                     "error": relative_error(predicted, r["comm_time_s"])})
-    return rows

@@ -5,28 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from commbench.comm import compression as schemes
-
-# Keys of the record that identify a run: two runs with the same values measure the same thing.
-HASHED_FIELDS = (
-    "model", "model_kwargs", "nodes", "steps", "warmup", "batch_size", "image_size", "seed",
-    "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "compression_params", "cluster_kind",
-    "cluster_address",
-    "bandwidth_bits_per_s", "latency_s", "loss_percent", "lr", "momentum",
-)
-# Fields added after records existed: left out of the hash at these values, so earlier hashes hold.
-LATER_FIELDS = {"compression_params": {}, "lr": 1e-3, "momentum": 0.0}
-
-
-class PlanError(ValueError):
-    """A bad input; str() is the one line the user sees."""
-
+from commbench.comm import schemes
+from commbench.errors import PlanError
+from commbench.host import available_cores
+from commbench.results.store import HASHED_FIELDS, LATER_FIELDS
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -69,6 +58,17 @@ class RunPlan:
     def config_hash(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def setup(self) -> dict[str, Any]:
+        """The setup identity (results.setup) as far as the driver knows it; a run's record then
+        has the workers' own threads, cores and device."""
+        return {"cluster_kind": self.cluster_kind, "cluster_address": self.cluster_address,
+                "bandwidth_bits_per_s": self.bandwidth_bits_per_s, "latency_s": self.latency_s,
+                "loss_percent": self.loss_percent, "use_gpu": self.use_gpu, "compression": self.compression,
+                "compression_params": self.compression_params, "bucket_cap_mb": self.bucket_cap_mb,
+                "broadcast_buffers": self.broadcast_buffers, "threads_per_worker": self.threads_per_worker,
+                "image_size": self.image_size, "batch_size": self.batch_size, "host": socket.gethostname(),
+                "host_cpus": None if self.cluster_address else available_cores()}
 
     def worker_config(self) -> dict[str, Any]:
         """What each Ray worker needs, as plain data."""
@@ -134,7 +134,7 @@ def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str
 
 
 def _network(cfg_network: Mapping[str, Any], cluster_kind: str) -> dict[str, float | None]:
-    from commbench.netmodel import NetworkSpecError, parse_bandwidth, parse_latency
+    from commbench.units import NetworkSpecError, parse_bandwidth, parse_latency
 
     net = cfg_network or {}
     try:
@@ -200,6 +200,14 @@ def check_local_capacity(nodes: int) -> None:
                         "set cluster.address to run on a Ray cluster")
 
 
+def _threads(cluster: Mapping[str, Any]) -> int | None:
+    """Torch threads per worker. Workers that share this machine (no cluster.address) get one each
+    at every N, nodes=1 included: E(N) then compares like with like, not N workers splitting the
+    cores against one that had them all. On a cluster: null, the node's cores / its workers."""
+    given = _optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker"))
+    return given if given is not None or cluster.get("address") else 1
+
+
 def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
     nodes = _positive_int("nodes", cfg.get("nodes"))
@@ -245,7 +253,7 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         cluster_address=cluster.get("address") or None,
         workers_per_node=_positive_int("cluster.workers_per_node", cluster.get("workers_per_node", 1)),
         cpus_per_worker=_optional(_positive_float, "cluster.cpus_per_worker", cluster.get("cpus_per_worker")),
-        threads_per_worker=_optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker")),
+        threads_per_worker=_threads(cluster),
         max_restarts=_positive_int("failure.max_restarts", (cfg.get("failure") or {}).get("max_restarts", 0), minimum=0),
         lr=_positive_float("optimizer.lr", optimizer.get("lr", 1e-3)),
         momentum=_momentum(optimizer.get("momentum", 0.0)),

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from commbench.cluster.emulated import interrupt
-from commbench.plan import PlanError, RunPlan
-from commbench.records import base_record
-from commbench.stats import layer_bytes, slowest_rank, summarize
+from commbench.errors import PlanError, interrupt, last_line
+from commbench.host import available_cores
+from commbench.plan import RunPlan
+from commbench.record import build_record
 
 # Ray Train's controller polls workers every 2 s by default; that poll is pure waiting at the end of
 # every run, so poll faster (still far below the cost of one step of any model).
@@ -61,7 +61,7 @@ def join_cluster(ray, plan: RunPlan, address: str) -> None:
         try:
             ray.init(address=address, **quiet_logs(ray))
         except (ConnectionError, RuntimeError) as exc:
-            raise PlanError(f"cannot join the Ray cluster at {address}: {_last_line(exc)}") from None
+            raise PlanError(f"cannot join the Ray cluster at {address}: {last_line(exc)}") from None
     if plan.cluster_kind == "emulated":
         alive = wait_for_nodes(ray, plan.nodes)
         if alive < plan.nodes:
@@ -78,7 +78,7 @@ def start_embedded(ray, plan: RunPlan) -> None:
     # Logical CPUs: 8 workers start on 2 cores; the threads per worker keep the cores honest.
     ray.init(
         address="local",  # always a new embedded instance, never some other Ray found on the machine
-        num_cpus=max(os.cpu_count() or 1, needed),
+        num_cpus=max(available_cores(), needed),
         num_gpus=None if plan.use_gpu else 0,
         include_dashboard=False,
         **quiet_logs(ray),
@@ -233,7 +233,7 @@ def fit(plan: RunPlan, loop: Callable[[dict], Any] | None = None,
 
             ray.kill(counter)
     if result.error is not None:
-        raise RunError(f"training failed: {_last_line(result.error)}")
+        raise RunError(f"training failed: {last_line(result.error)}")
     if not result.return_value:
         raise RunError("training returned no figures from rank 0")
     return result.return_value
@@ -247,7 +247,7 @@ def failure_reason(exc: BaseException) -> str:
     """Which ranks failed and why, in one line (Ray's WorkerGroupError maps rank -> exception)."""
     failures = getattr(exc, "worker_failures", None) or {}
     if not failures:
-        return _last_line(exc)
+        return last_line(exc)
     reasons = []
     for rank, err in sorted(failures.items()):
         if DIED & {c.__name__ for c in type(err).__mro__}:
@@ -257,65 +257,6 @@ def failure_reason(exc: BaseException) -> str:
             why = lines[0].replace(CALLBACK_PREFIX, "")[:200]
         reasons.append(f"rank {rank}: {why}")
     return "; ".join(reasons)
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
-    return lines[-1] if lines else type(exc).__name__
-
-
-def build_record(plan: RunPlan, gathered: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
-    ranks = sorted(gathered["ranks"], key=lambda r: r["rank"])
-    summary = summarize(ranks, plan.nodes, plan.batch_size)
-    rank0 = ranks[0]
-    return {
-        **base_record(plan),
-        "status": "ok",
-        "params": rank0["params"],
-        **summary,
-        "per_step": {
-            "step_time_s": slowest_rank(ranks, "step"),
-            "compute_time_s": slowest_rank(ranks, "compute"),
-            "comm_time_s": slowest_rank(ranks, "comm"),
-            "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
-        },
-        **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"]),
-        "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
-        "layer_bytes": layer_bytes(rank0["buckets"]),
-        "attempts": rank0.get("attempt", 1),  # > 1: Ray restarted the run; these figures are the last attempt's
-        "loss_first": rank0["loss_first"],
-        "loss_last": rank0["loss_last"],
-        "threads_per_worker": rank0["threads"],
-        "host_cpus": rank0["host_cpus"],
-        "worker_hosts": sorted({r["host"] for r in ranks}),
-        "worker_setup_s": max(r["setup_s"] for r in ranks),
-        **wire_figures(ranks, summary["sent_bytes_per_step"]),
-        **timings,
-        # What Ray costs around the training loop: start-up of actors, workers and process group.
-        "ray_overhead_s": timings["run_s"] - max(r["train_loop_s"] for r in ranks),
-    }
-
-
-def compression_figures(buckets: list[dict[str, Any]], payload: int) -> dict[str, Any]:
-    """The fp32 gradient bytes a step would send uncompressed, and the ratio to what it sent."""
-    fp32 = 4 * sum(b["numel"] for b in buckets)
-    return {"uncompressed_bytes_per_step": fp32, "compression_ratio": fp32 / payload if payload else None}
-
-
-def wire_figures(ranks: list[dict[str, Any]], sent: int) -> dict[str, Any]:
-    """Bytes each node's interface carried per step, next to the ring's payload (emulated clusters)."""
-    from commbench.cluster.emulated import wire_overhead
-
-    wires = [r["wire"] for r in ranks if r.get("wire")]
-    if not wires:
-        return {}
-    tx = [w["tx_per_step"] for w in wires]
-    out = {"wire_bytes_per_step": tx, "wire_rx_bytes_per_step": [w["rx_per_step"] for w in wires],
-           "wire_interface": wires[0]["interface"], "wire_mtu": wires[0]["mtu"],
-           "wire_overhead_expected": wire_overhead(wires[0]["mtu"])}
-    if sent:
-        out["wire_ratio"] = sum(tx) / len(tx) / sent
-    return out
 
 
 def run(plan: RunPlan) -> dict[str, Any]:

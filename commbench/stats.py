@@ -1,4 +1,4 @@
-"""Per-step figures of every rank -> the run's summary numbers (pure functions, no Ray)."""
+"""Per-step figures of every rank -> the run's summary numbers (pure functions, a leaf)."""
 
 from __future__ import annotations
 

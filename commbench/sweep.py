@@ -7,57 +7,12 @@ callback (conf/config.yaml, hydra.callbacks) that closes the sweep.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 
 from commbench.sinks.console import console, fmt_bytes, fmt_ms
-
-MULTIRUN_FLAGS = ("-m", "--multirun")
-# Hydra's flags that take a value (the config to use; what to print), and those that only print.
-VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
-               "-cd", "--experimental-rerun", "--shell-completion", "-sc")
-PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc",
-               "--version")
-
-
-def overrides_of(argv: list[str]) -> list[str]:
-    """The key=value overrides among Hydra's command-line arguments."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg.startswith("-"):
-            skip = arg in VALUE_FLAGS
-        else:
-            out.append(arg)
-    return out
-
-
-def sweep_cells(argv: list[str]) -> list[list[str]]:
-    """The override list of every cell Hydra's basic sweeper makes of these arguments (one cell
-    without -m); Hydra's own settings (hydra.*) left out. ValueError says what does not parse."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    multirun = any(a in MULTIRUN_FLAGS for a in argv)
-    try:
-        overrides = OverridesParser.create().parse_overrides(overrides_of(argv))
-    except HydraException as exc:
-        raise ValueError(str(exc).strip().splitlines()[0]) from None
-    choices = []
-    for o in overrides:
-        if o.key_or_group.startswith("hydra"):
-            continue
-        key = ("+" if o.is_add() else "") + o.key_or_group
-        if multirun and o.is_sweep_override():
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([o.input_line])
-    return [list(cell) for cell in itertools.product(*choices)]
-
 
 def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
     """A finished cell in one line."""
@@ -83,7 +38,7 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
                    validation: list[dict[str, Any]]) -> dict[str, Rows]:
     """Cross-model tables: bytes vs params (newest run per model), the scaling rows, per-layer bytes
     of every model, and measured vs predicted comm time where busbw fits and replays exist."""
-    from commbench.compare import compression_rows
+    from commbench.results.compression import compression_rows
     from commbench.sinks.report import newest_per_model
     from commbench.stats import largest_first
 
@@ -112,7 +67,7 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
 
 def summary_lines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Line charts against nodes, one line per scaling series (a model, or a model's variant)."""
-    from commbench.sinks.report import series
+    from commbench.sinks.charts import series
 
     groups = series(rows)
     def spec(key: str, scale: float, title: str) -> dict[str, Any]:

@@ -13,12 +13,13 @@ import time
 from typing import Any, Callable
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from commbench.cluster.emulated import interface_bytes, interface_mtu
 from commbench.comm.compression import hook_for
+from commbench.comm.group import gather_to_rank0, join_group
 from commbench.comm.hooks import ByteCounter, StepComm
+from commbench.comm.wire import interface_bytes, interface_mtu
+from commbench.host import available_cores
 from commbench.models import build_model, count_params
 
 
@@ -29,6 +30,8 @@ def layer_name(param_name: str) -> str:
 
 def count_buffer_broadcasts(ddp: DDP) -> list[int]:
     """Wrap DDP's buffer broadcast so the bytes it sends each forward are counted, not hidden."""
+    # Private: DDP has no hook for its buffer sync; this one instance's method is wrapped (tests/test_bytes.py
+    # pins it to the torch range in pyproject.toml), never DDP's class or torch.distributed.
     sent: list[int] = []
     original = ddp._distributed_broadcast_coalesced
 
@@ -54,13 +57,6 @@ def synthetic_batch(cfg: dict[str, Any], num_classes: int, device: torch.device,
     images = torch.randn(shape, generator=gen).to(device)
     labels = torch.randint(0, num_classes, (cfg["batch_size"],), generator=gen).to(device)
     return images, labels
-
-
-def threads_for(cfg: dict[str, Any], local_world_size: int) -> int:
-    if cfg.get("threads_per_worker"):
-        return cfg["threads_per_worker"]
-    # Workers sharing a machine share its cores: oversubscribed threads measure contention.
-    return max(1, (os.cpu_count() or 1) // max(1, local_world_size))
 
 
 def bucket_table(step: StepComm, names: dict[int, str]) -> list[dict[str, Any]]:
@@ -99,14 +95,6 @@ def _progress(total: int, rank: int, shown: bool):
     except ImportError:  # pragma: no cover - older Ray
         return None
     return tqdm(total=total, desc="steps")
-
-
-def join_group(cfg: dict[str, Any]) -> tuple[int, int, torch.device]:
-    """This worker's rank, world size and device; threads sized to the cores it shares."""
-    rank, world = dist.get_rank(), dist.get_world_size()
-    torch.set_num_threads(threads_for(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg["use_gpu"] else "cpu")
-    return rank, world, device
 
 
 def wrap_model(cfg: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, DDP]:
@@ -178,7 +166,8 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     mine = {
         "rank": rank,
         "host": socket.gethostname(),
-        "host_cpus": os.cpu_count(),
+        "host_cpus": available_cores(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "params": count_params(model),
         "setup_s": t_first_step - t_enter,
@@ -204,10 +193,3 @@ def started_attempt(cfg: dict[str, Any]) -> int:
     import ray
 
     return ray.get(ray.get_actor(cfg["attempt_counter"]).start.remote())
-
-
-def gather_to_rank0(mine: Any) -> list[Any] | None:
-    """Every rank's `mine` on rank 0 (None elsewhere): one all_gather_object, under the group's timeout."""
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, mine)
-    return gathered if dist.get_rank() == 0 else None

@@ -31,11 +31,11 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from commbench.cli import plan_from
-from commbench.comm.compression import SCHEMES, SINGLE_BUCKET_MB
+from commbench.overrides import plan_from
+from commbench.comm.schemes import SCHEMES, SINGLE_BUCKET_MB
 from commbench.config import compose, config_files, model_conf
 from commbench.models import MODELS, min_image_size
-from commbench.netmodel import NetworkSpecError, parse_bandwidth, parse_latency
+from commbench.units import NetworkSpecError, parse_bandwidth, parse_latency
 from commbench.plan import PlanError, RunPlan, make_plan
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,10 +6,14 @@ from __future__ import annotations
 import pytest
 
 from commbench.comm.buckets import ddp_bucket_bytes
-from commbench.comm.busbw import busbw_loop, iterations_for, message_sizes, parse_bytes
-from commbench.comm.replay import buckets_from_records, replay_loop
+from commbench.comm.busbw import busbw_loop, iterations_for, message_sizes
+from commbench.units import parse_bytes
+from commbench.comm.replay import replay_loop
+from commbench.commands.replay import trace_record
+from commbench.overrides import plan_from
+from commbench.results.store import records_of
 from commbench.models import build_model, count_params
-from commbench.records import append_record
+from commbench.results.store import append_record
 from tests.ddp_harness import run_workers, spawn, worker_config
 
 
@@ -55,8 +59,10 @@ def test_replay_sends_exactly_the_models_bytes(tmp_path):
     path = tmp_path / "runs.jsonl"
     payloads = ddp_bucket_bytes("resnet50")  # four buckets
     buckets = [{"index": i, "dtype": "float32", "numel": n // 4, "payload_bytes": n} for i, n in enumerate(payloads)]
-    append_record(path, {"model": "resnet50", "status": "ok", "nodes": 2, "buckets": buckets[::-1]})
-    replayed = buckets_from_records(path, "resnet50")
+    append_record(path, {"model": "resnet50", "model_kwargs": {"num_classes": 1000}, "status": "ok", "nodes": 2,
+                         "buckets": buckets[::-1]})
+    plan = plan_from(["model=resnet50", "nodes=2", f"results_dir={tmp_path}"])
+    replayed = sorted(trace_record(plan, records_of(tmp_path, "run"))["buckets"], key=lambda b: b["index"])
     assert [b["index"] for b in replayed] == [0, 1, 2, 3]
     cfg = {**worker_config(["nodes=2"], str(tmp_path)), "buckets": replayed, "iters": 3, "warmup_iters": 1}
     out = spawn(replay_loop, 2, cfg)
@@ -64,6 +70,8 @@ def test_replay_sends_exactly_the_models_bytes(tmp_path):
     assert len(out["times_s"]) == 3 and min(out["times_s"]) > 0
 
 
-def test_replay_needs_a_record(tmp_path):
-    with pytest.raises(LookupError, match="no record of model 'alexnet'"):
-        buckets_from_records(tmp_path / "runs.jsonl", "alexnet")
+def test_replay_needs_a_record(tmp_path, capsys):
+    plan = plan_from(["model=alexnet", "nodes=2", f"results_dir={tmp_path}"])
+    with pytest.raises(SystemExit):
+        trace_record(plan, records_of(tmp_path, "run"))
+    assert "no record of model 'alexnet'" in capsys.readouterr().err

@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from commbench.comm.compression import hook_for, validate
+from commbench.comm.compression import hook_for
+from commbench.comm.schemes import validate
 from commbench.comm.hooks import ByteCounter
 from commbench.models import build_model
 from commbench.plan import PlanError, make_plan
@@ -149,7 +150,7 @@ def test_compare_compression_on_ray(tmp_path):
     import sys
     from pathlib import Path
 
-    from commbench.records import read_records
+    from commbench.results.store import read_records
     from tests.wandb_files import runs
 
     out = subprocess.run([sys.executable, "-m", "commbench", "compare-compression", "model=squeezenet1_1", "nodes=2",

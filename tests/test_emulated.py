@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from commbench.cluster import emulated
-from commbench.cluster.emulated import ClusterError, EmulatedCluster, Link, clean_stale, wire_overhead
+from commbench.cluster.emulated import ClusterError, EmulatedCluster, Link, clean_stale
+from commbench.comm.wire import wire_overhead
 from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]

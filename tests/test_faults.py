@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from commbench.records import read_records
+from commbench.results.store import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = ["model=squeezenet1_1", "batch_size=4", "image_size=32", "warmup=1", "collective_timeout_s=30"]

@@ -9,16 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commbench.units import NetworkSpecError, parse_bandwidth, parse_latency
 from commbench.netmodel import (
     ALGORITHMS,
     Network,
-    NetworkSpecError,
     allreduce_time,
     busbw,
     efficiency,
     fit_alpha_beta,
-    parse_bandwidth,
-    parse_latency,
     predict,
     relative_error,
     step_comm_time,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from commbench.plan import HASHED_FIELDS, LATER_FIELDS
-from commbench.records import read_records
+from commbench.results.store import HASHED_FIELDS, LATER_FIELDS
+from commbench.results.store import read_records
 from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 
-from commbench.records import append_record, finished_hashes, read_records
+from commbench.results.store import append_record, finished_hashes, read_records
 
 
 def _writer(path: str, writer: int, count: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from matplotlib.image import imread
 
-from commbench.records import append_record
+from commbench.results.store import append_record
 from commbench.sinks.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

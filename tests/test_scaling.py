@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from commbench.records import append_record
-from commbench.scaling import regime, scaling_rows
+from commbench.results.store import append_record
+from commbench.results.scaling import regime, scaling_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

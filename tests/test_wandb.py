@@ -21,7 +21,8 @@ import pytest
 
 from commbench.sinks import wandb_log
 from commbench.sinks.wandb_log import WandbConfigError, settings_from
-from commbench.sweep import summary_tables, sweep_cells
+from commbench.overrides import sweep_cells
+from commbench.sweep import summary_tables
 from tests.wandb_files import runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def test_disabled_writes_nothing(tmp_path):
 
 def test_summary_run_tables_and_images(tmp_path):
     """The sweep's summary run: cross-model tables from the records, line charts, the report PNGs."""
-    from commbench.records import append_record
+    from commbench.results.store import append_record
     from commbench.sweep import close_sweep
 
     one, two = record(1), record(2)
@@ -152,10 +153,10 @@ def test_summary_run_tables_and_images(tmp_path):
 
 
 def test_measured_vs_predicted_table_where_fits_and_replays_exist():
-    fits = {2: {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}}
+    fits = [{"kind": "busbw", "nodes": 2, "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}}]
     replay = {"model": "squeezenet", "nodes": 2, "bucket_bytes": [4_993_696], "payload_bytes": 4_993_696,
               "comm_time_s": 0.006}
-    from commbench.netmodel import validation_rows
+    from commbench.results.validation import validation_rows
 
     tables = summary_tables([record()], [], validation_rows(fits, [replay]))
     [[model, nodes, payload, measured, predicted, error]] = tables["measured_vs_predicted"][1]
@@ -240,7 +241,7 @@ def test_unreachable_wandb_warns_once_and_the_run_completes(tmp_path):
     warnings = [l for l in out.stderr.splitlines() if "W&B" in l]
     assert warnings == [f"commbench: warning: W&B online unavailable: W&B server {url} unreachable (Connection "
                         f"refused); logging offline to {tmp_path / 'wandb'} instead (`wandb sync` uploads it later)"]
-    from commbench.records import read_records
+    from commbench.results.store import read_records
 
     [rec] = read_records(tmp_path / "runs.jsonl").records
     assert rec["status"] == "ok" and rec["grad_bytes_per_step"] == 4_941_984

@@ -10,160 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
+from commbench.cluster.netns import (  # noqa: F401 - preflight, netem_available, clean_stale: the cluster's API
+    ClusterError, Link, allow_forwarding, clean_stale, forget_forwarding, kill_namespace_processes, netem_available,
+    node_temp_dir, preflight, remove_temp_dir, run, shape, wire_sized_frames)
+from commbench.errors import interrupt
+
 IFNAME = "cbeth0"  # the same name in every namespace: gloo needs GLOO_SOCKET_IFNAME
 RAY_PORT = 6379
-NAME = re.compile(r"^cb(\d+)n(\d+)$")  # namespace cb<owner pid>n<node>
-BRIDGE = re.compile(r"^cb(\d+)br$")
-
-
-class ClusterError(RuntimeError):
-    """The emulated cluster could not be built; str() is one line."""
-
-
-def run(*cmd: str, check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess:
-    full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-    out = subprocess.run(full, capture_output=True, text=True, timeout=60)
-    if check and out.returncode != 0:
-        raise ClusterError(f"`{' '.join(full)}` failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return out
-
-
-def preflight() -> None:
-    """Root, iproute2's `ip` and `tc`, and ethtool: said in one line before anything is created."""
-    if os.geteuid() != 0:
-        raise ClusterError("cluster=emulated needs root (network namespaces, veth, bridge, tc); run as root")
-    for tool in ("ip", "tc", "ethtool"):
-        if shutil.which(tool) is None:
-            package = "ethtool" if tool == "ethtool" else "iproute2"
-            raise ClusterError(f"cluster=emulated needs `{tool}` (Debian: apt-get install {package})")
-
-
-def netem_available() -> bool:
-    """Is the netem qdisc (delay, loss) built into this kernel? Tried on a throwaway namespace's lo."""
-    probe = f"cbprobe{os.getpid()}"
-    run("ip", "netns", "add", probe)
-    try:
-        return run("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False, ns=probe).returncode == 0
-    finally:
-        run("ip", "netns", "del", probe, check=False)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def node_temp_dir(ns: str) -> str:
-    return f"/tmp/ray-{ns}"
-
-
-def remove_temp_dir(ns: str) -> None:
-    shutil.rmtree(node_temp_dir(ns), ignore_errors=True)
-
-
-def clean_stale() -> list[str]:
-    """Remove namespaces and bridges whose owning commbench process is gone; returns their names."""
-    removed = []
-    for line in run("ip", "netns", "list").stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        m = NAME.match(name)
-        if m and not _alive(int(m.group(1))):
-            kill_namespace_processes(name)
-            run("ip", "netns", "del", name, check=False)
-            remove_temp_dir(name)
-            removed.append(name)
-    for line in run("ip", "-o", "link", "show", "type", "bridge").stdout.splitlines():
-        name = line.split(":")[1].strip().split("@")[0]
-        m = BRIDGE.match(name)
-        if m and not _alive(int(m.group(1))):
-            run("ip", "link", "del", name, check=False)
-            removed.append(name)
-    if shutil.which("iptables"):
-        for rule in run("iptables", "-S", "FORWARD", check=False).stdout.splitlines():
-            m = re.search(r"-i (cb(\d+)br) ", rule)
-            if m and not _alive(int(m.group(2))):
-                forget_forwarding(m.group(1))
-    return removed
-
-
-def kill_namespace_processes(ns: str) -> None:
-    """`ray stop` is not namespace-aware (it stops every Ray process on the machine): kill by PID."""
-    pids = [int(p) for p in run("ip", "netns", "pids", ns, check=False).stdout.split()]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        if sig == signal.SIGTERM:
-            deadline = time.time() + 5
-            while time.time() < deadline and any(_alive(p) for p in pids):
-                time.sleep(0.1)
-
-
-def _forward_rule(bridge: str) -> list[str]:
-    return ["FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
-
-
-def allow_forwarding(bridge: str) -> None:
-    """Bridged frames pass the host's iptables FORWARD chain (br_netfilter), whose policy may be DROP
-    (Docker sets it): accept what stays on our bridge, for as long as the bridge exists."""
-    if shutil.which("iptables"):
-        run("iptables", "-I", *_forward_rule(bridge))
-
-
-def forget_forwarding(bridge: str) -> None:
-    if shutil.which("iptables"):
-        while run("iptables", "-D", *_forward_rule(bridge), check=False).returncode == 0:
-            pass
-
-
-def wire_sized_frames(dev: str, ns: str | None = None) -> None:
-    """Turn off segmentation offloads, as a physical NIC sends MTU-sized frames: otherwise a veth
-    carries 64 KB super-packets with one header each, and its byte counters hide the per-frame
-    TCP/IP overhead a real link pays."""
-    run("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", ns=ns)
-
-
-@dataclass
-class Link:
-    bandwidth_bits_per_s: float | None = None
-    latency_s: float | None = None
-    loss_percent: float | None = None
-
-    def needs_netem(self) -> bool:
-        return bool(self.latency_s) or bool(self.loss_percent)
-
-
-def shape(dev: str, link: Link, ns: str | None = None) -> None:
-    """Egress shaping of one interface: htb for the rate, netem under it for delay and loss."""
-    if link.bandwidth_bits_per_s:
-        rate = f"{int(link.bandwidth_bits_per_s)}bit"
-        run("tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10", ns=ns)
-        run("tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", rate, "ceil", rate, ns=ns)
-        parent = ["parent", "1:10", "handle", "10:"]
-    else:
-        parent = ["root"]
-    if link.needs_netem():
-        netem = ["netem"]
-        if link.latency_s:
-            netem += ["delay", f"{link.latency_s * 1e6:.0f}us"]
-        if link.loss_percent:
-            netem += ["loss", f"{link.loss_percent}%"]
-        run("tc", "qdisc", "add", "dev", dev, *parent, *netem, ns=ns)
 
 
 @dataclass
@@ -296,30 +155,12 @@ def wait_for_port(ns: str, host: str, port: int, timeout_s: float = 60) -> None:
     raise ClusterError(f"the Ray head in {ns} did not listen on {host}:{port} within {timeout_s:.0f} s")
 
 
-def interface_bytes(ifname: str) -> dict[str, int] | None:
-    """tx/rx byte counters of an interface in this process's network namespace (/proc/net/dev)."""
-    try:
-        lines = open("/proc/net/dev").read().splitlines()[2:]
-    except OSError:
-        return None
-    for line in lines:
-        name, _, data = line.partition(":")
-        if name.strip() == ifname:
-            fields = data.split()
-            return {"rx": int(fields[0]), "tx": int(fields[8])}
-    return None
-
-
 INSIDE_ENV = "COMMBENCH_EMULATED_ADDRESS"  # set for the driver re-run inside the head's namespace
 
 
 def inside_address() -> str | None:
     """The emulated cluster's Ray address when this process is the driver inside its head's namespace."""
     return os.environ.get(INSIDE_ENV) or None
-
-
-def interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @contextlib.contextmanager
@@ -347,16 +188,3 @@ def run_emulated(plan, argv: list[str]) -> int:
     link = Link(plan.bandwidth_bits_per_s, plan.latency_s, plan.loss_percent)
     with sigterm_as_interrupt(), EmulatedCluster(plan.nodes, link) as cluster:
         return cluster.run_inside(argv, {INSIDE_ENV: cluster.address})
-
-
-def wire_overhead(mtu: int) -> float:
-    """Bytes on the wire per byte of TCP payload for full-size segments: Ethernet header 14,
-    IPv4 20, TCP with timestamps 32 (what /proc/net/dev counts; no preamble or FCS)."""
-    return (mtu + 14) / (mtu - 20 - 32)
-
-
-def interface_mtu(ifname: str) -> int:
-    try:
-        return int(open(f"/sys/class/net/{ifname}/mtu").read())
-    except (OSError, ValueError):
-        return 1500

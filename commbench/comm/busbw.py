@@ -7,23 +7,7 @@ algbw = size / time, busbw = algbw x 2(N-1)/N.
 
 from __future__ import annotations
 
-import re
 from typing import Any
-
-KIB = 1024
-UNITS = {"": 1, "b": 1, "kib": KIB, "mib": KIB**2, "gib": KIB**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-
-
-def parse_bytes(text: str | int) -> int:
-    """'1KiB' -> 1024, '256MiB' -> 268435456, '4096' -> 4096."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
-    if not match or match.group(2).lower() not in UNITS:
-        raise ValueError(f"cannot read {text!r} as a size; write e.g. 1KiB, 64MiB or 4096")
-    value = int(float(match.group(1)) * UNITS[match.group(2).lower()])
-    if value < 4:
-        raise ValueError(f"size {text!r} is below one fp32 element (4 bytes)")
-    return value
-
 
 def message_sizes(min_bytes: int, max_bytes: int) -> list[int]:
     """Powers of two from min to max (inclusive), whole fp32 elements."""
@@ -49,7 +33,7 @@ def busbw_loop(cfg: dict[str, Any]) -> list[dict[str, Any]] | None:
     import torch.distributed as dist
 
     from commbench.stats import elementwise_max, percentile
-    from commbench.worker import gather_to_rank0, join_group
+    from commbench.comm.group import gather_to_rank0, join_group
 
     _, _, device = join_group(cfg)
     mine: list[list[float]] = []

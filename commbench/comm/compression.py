@@ -16,52 +16,16 @@
 # No `from __future__ import annotations`: DDP checks a hook's return annotation at runtime.
 import math
 from dataclasses import dataclass, field
+import importlib.util
 from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
-from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from commbench.comm.hooks import ByteCounter, counting_allreduce_hook
 
 Future = torch.futures.Future
-
-# Scheme -> its parameters: name -> (check, default). Checks raise ValueError with the reason.
-SCHEMES: dict[str, dict[str, tuple[Callable[[Any], bool], Any, str]]] = {
-    "none": {},
-    "fp16": {},
-    "bf16": {},
-    "powersgd": {
-        "rank": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 2, "an integer >= 1"),
-        # >= 2: torch needs it for error feedback and warm start; steps before it are plain all-reduce.
-        "start_iter": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2, 2, "an integer >= 2"),
-        "min_compression_rate": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, 2,
-                                 "a number > 0"),
-    },
-    "topk": {"ratio": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1, 0.01,
-                       "a number in (0, 1]")},
-    "int8": {},
-}
-SINGLE_BUCKET_MB = 1e5  # bucket_cap_mb that puts every zoo model's gradients in one bucket (100 GB)
-
-
-def validate(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The scheme's parameters with defaults filled in; ValueError names what is wrong."""
-    if name not in SCHEMES:
-        raise ValueError(f"unknown compression {name!r}; known: {', '.join(SCHEMES)}")
-    spec = SCHEMES[name]
-    unknown = sorted(set(params) - set(spec))
-    if unknown:
-        raise ValueError(f"compression {name} has no parameter {unknown[0]!r}"
-                         + (f"; its parameters: {', '.join(spec)}" if spec else ""))
-    out = {}
-    for key, (ok, default, what) in spec.items():
-        value = params.get(key, default)
-        if not ok(value):
-            raise ValueError(f"compression.{key} must be {what}, got {value!r}")
-        out[key] = value
-    return out
-
 
 # ---------------------------------------------------------------- torch's hooks, counted
 class CountingDist:
@@ -95,14 +59,35 @@ def counted(hook: Callable, counter: ByteCounter) -> Callable:
     return run
 
 
+POWERSGD = "torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook"
+
+
+def private_powersgd_module(counter: ByteCounter):
+    """A private copy of torch's PowerSGD hook module whose `dist` (and default_hooks' all-reduce,
+    used before start_iter) count through `counter`: torch's own module, and every other DDP in the
+    process, stay untouched."""
+    spec = importlib.util.find_spec(POWERSGD)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    counting = CountingDist(counter)
+    module.dist = counting
+
+    def allreduce_fut(process_group, tensor):  # default_hooks._allreduce_fut, counted
+        group = process_group if process_group is not None else dist.group.WORLD
+        tensor.div_(group.size())
+        return counting.all_reduce(tensor, group=group, async_op=True).get_future().then(lambda f: f.value()[0])
+
+    module.default = type("CountedDefaultHooks", (), {"_allreduce_fut": staticmethod(allreduce_fut)})
+    return module
+
+
 def powersgd(counter: ByteCounter, params: dict[str, Any]) -> tuple[Any, Callable]:
-    # powerSGD_hook calls default_hooks._allreduce_fut before start_iter, dist.all_reduce after.
-    powerSGD_hook.dist = default_hooks.dist = CountingDist(counter)
-    state = powerSGD_hook.PowerSGDState(
+    module = private_powersgd_module(counter)
+    state = module.PowerSGDState(
         process_group=counter.group, matrix_approximation_rank=params["rank"],
         start_powerSGD_iter=params["start_iter"], min_compression_rate=params["min_compression_rate"],
         use_error_feedback=True, warm_start=True, random_seed=0)
-    return state, counted(powerSGD_hook.powerSGD_hook, counter)
+    return state, counted(module.powerSGD_hook, counter)
 
 
 # ---------------------------------------------------------------- top-k and int8: all-gather hooks

@@ -1,31 +1,13 @@
 """Communication-only replay: a model's gradient buckets, in DDP's order, through the same
 all-reduce with no compute (one bucket at a time) — what one step's gradient exchange costs without training's CPU contention.
 
-The bucket sizes and order come from a run's record (the counting hook saw them); every collective goes
+The bucket sizes and order come from a run's record (commands/replay.py picks it); every collective goes
 through the hook's ByteCounter, so the replay is checked to send exactly the model's payload.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from commbench.records import read_records
-
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
-
-
-def newest_buckets(records: list[dict[str, Any]], model: str) -> list[dict[str, Any]] | None:
-    """The bucket layout of the newest successful run of `model` (DDP's order: index ascending)."""
-    runs = [r for r in records if r.get("model") == model and r.get("status") == "ok" and r.get("buckets")]
-    return sorted(runs[-1]["buckets"], key=lambda b: b["index"]) if runs else None
-
-
-def buckets_from_records(path, model: str) -> list[dict[str, Any]]:
-    buckets = newest_buckets(read_records(path).records, model)
-    if buckets is None:
-        raise LookupError(f"no record of model {model!r} with buckets in {path}: "
-                          f"run `python -m commbench model={model} nodes=2` first")
-    return buckets
 
 
 def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -37,7 +19,7 @@ def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
 
     from commbench.comm.hooks import ByteCounter
     from commbench.stats import elementwise_max
-    from commbench.worker import gather_to_rank0, join_group
+    from commbench.comm.group import gather_to_rank0, join_group
 
     _, world, device = join_group(cfg)
     tensors = [torch.ones(b["numel"], dtype=getattr(torch, b["dtype"]), device=device)

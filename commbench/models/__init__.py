@@ -9,6 +9,7 @@ from .registry import (
     UnknownModelError,
     build_model,
     count_params,
+    count_params_meta,
     get_spec,
     min_image_size,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "UnknownModelError",
     "build_model",
     "count_params",
+    "count_params_meta",
     "get_spec",
     "min_image_size",
 ]

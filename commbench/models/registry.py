@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torchvision.models as tvm
 from torch import nn
 
 from .densenet_bc import densenet_bc
@@ -78,6 +77,8 @@ class _Torchvision:
     fn: str
 
     def __call__(self, num_classes: int = 1000) -> nn.Module:
+        import torchvision.models as tvm  # only where a torchvision model is built: it costs ~1.6 s to import
+
         return getattr(tvm, self.fn)(weights=None, num_classes=num_classes)  # never download weights
 
 
@@ -149,6 +150,12 @@ def build_model(name: str, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
 def count_params(model: nn.Module) -> int:
     """Trainable parameters (what data-parallel training all-reduces each step)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_params_meta(name: str, num_classes: int = 1000, **kwargs: Any) -> int:
+    """count_params of the model built on the meta device: shapes only, no weights allocated."""
+    with torch.device("meta"):
+        return count_params(build_model(name, num_classes=num_classes, **kwargs))
 
 
 def forward_ok(model: nn.Module, size: int, batch: int = 1) -> bool:

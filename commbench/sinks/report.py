@@ -5,215 +5,36 @@ Efficiency and exposed communication come from scaling.scaling_rows; nothing is 
 
 from __future__ import annotations
 
-import math
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
-
-from commbench.compare import compression_rows  # noqa: E402
-from commbench.netmodel import latest_fits, validation_rows  # noqa: E402
-from commbench.records import read_records  # noqa: E402
-from commbench.scaling import scaling_rows  # noqa: E402
-from commbench.stats import largest_first  # noqa: E402
-
-TOP_LAYERS = 15
-DPI = 120
-
+from commbench.results import setup
+from commbench.results.compression import compression_rows
+from commbench.results.scaling import scaling_rows
+from commbench.results.store import records_of
+from commbench.results.validation import validation_rows
+from commbench.sinks.charts import (measured_nodes, plot_bytes_vs_params, plot_comm_time, plot_compression,
+                                    plot_efficiency, plot_layers, series)
 
 def ok_records(results_dir: Path) -> list[dict[str, Any]]:
-    path = results_dir / "runs.jsonl"
-    if not path.exists():
+    if not (results_dir / "runs.jsonl").exists():
         raise ValueError(f"no runs.jsonl in {results_dir}")
-    records = [r for r in read_records(path).records if r.get("status") == "ok"]
+    records = records_of(results_dir, "run")
     if not records:
-        raise ValueError(f"no successful runs in {path}")
+        raise ValueError(f"no successful runs in {results_dir / 'runs.jsonl'}")
     return records
 
 
 def newest_per_model(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest run per model, an uncompressed one where there is one (the bytes chart shows fp32
+    payload; later lines win)."""
     newest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        newest[r["model"]] = r  # later lines win
+    for uncompressed in (False, True):
+        for r in records:
+            if not uncompressed or setup.value(r, "compression") == "none":
+                newest[r["model"]] = r
     return newest
-
-
-def series(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """scaling_rows grouped into series (rows come per series, nodes ascending). A model with
-    several series (other batch size, link...) gets a numbered label."""
-    groups: list[list[dict[str, Any]]] = []
-    for row in rows:
-        if groups and groups[-1][-1]["model"] == row["model"] and groups[-1][-1]["nodes"] < row["nodes"]:
-            groups[-1].append(row)
-        else:
-            groups.append([row])
-    seen: dict[str, int] = {}
-    out = []
-    for group in groups:
-        model = group[0]["model"]
-        seen[model] = seen.get(model, 0) + 1
-        out.append((model if seen[model] == 1 else f"{model} ({seen[model]})", group))
-    return out
-
-
-def legend(ax) -> None:
-    if ax.get_legend_handles_labels()[0]:  # nothing drawn (no nodes=1 baseline): no empty legend box
-        ax.legend()
-
-
-def save(fig, path: Path) -> Path:
-    if not fig.texts:  # a figure with a footnote has laid itself out
-        fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-def spread(values: list[float], gap: float) -> list[float]:
-    """Label positions near `values` with at least `gap` between neighbours (in the values' order),
-    shifted as a block so that on average they stay where the points are."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    pos = [values[i] for i in order]
-    for k in range(1, len(pos)):
-        pos[k] = max(pos[k], pos[k - 1] + gap)
-    shift = (sum(pos) - sum(values)) / len(pos)
-    out = [0.0] * len(values)
-    for k, i in enumerate(order):
-        out[i] = pos[k] - shift
-    return out
-
-
-def claim_pair(newest: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """AlexNet against SqueezeNet (the paper's claim) where both ran, else the largest and smallest."""
-    if "alexnet" in newest and "squeezenet" in newest:
-        return newest["alexnet"], newest["squeezenet"]
-    by_bytes = sorted(newest.values(), key=lambda r: r["grad_bytes_per_step"])
-    return by_bytes[-1], by_bytes[0]
-
-
-def plot_bytes_vs_params(newest: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Log-log scatter, a labelled point per model. The points lie on one line (fp32: 4 bytes per
-    parameter), so labels sit in a column to their right, spread apart, with leader lines."""
-    models = sorted(newest, key=lambda m: newest[m]["grad_bytes_per_step"])
-    xs = [newest[m]["params"] for m in models]
-    ys = [newest[m]["grad_bytes_per_step"] for m in models]
-    fig, ax = plt.subplots(figsize=(8, 6))
-    ax.scatter(xs, ys, s=30, zorder=3, color="tab:blue")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    lo, hi = math.log10(min(ys)) - 0.4, math.log10(max(ys)) + 0.4
-    gap = 0.036 * (hi - lo)  # one text line of 9 pt on this figure's axes
-    label_y = spread([math.log10(y) for y in ys], gap)
-    ax.set_ylim(10 ** min(lo, min(label_y) - gap), 10 ** max(hi, max(label_y) + gap))
-    ax.set_xlim(min(xs) / 3, max(xs) * 15)
-    for model, x, y, ly in zip(models, xs, ys, label_y):
-        ax.annotate(f"{model} ({y / 1e6:.1f} MB)", (x, y), xytext=(x * 3, 10 ** ly), fontsize=9, va="center",
-                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6})
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("gradient bytes per step (fp32 payload)")
-    big, small = claim_pair(newest)
-    title = "Gradient bytes per step vs model size"
-    if big is not small:
-        ratio = big["grad_bytes_per_step"] / small["grad_bytes_per_step"]
-        title += f"\n{big['model']} sends {ratio:.0f}x the bytes of {small['model']}"
-    ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    return save(fig, path)
-
-
-def measured_nodes(rows: list[dict[str, Any]]) -> list[int]:
-    return sorted({r["nodes"] for r in rows})
-
-
-def plot_efficiency(rows: list[dict[str, Any]], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for label, group in series(rows):
-        pts = [(r["nodes"], 100 * r["efficiency"]) for r in group if r["efficiency"] is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(measured_nodes(rows), [str(n) for n in measured_nodes(rows)])
-    ax.minorticks_off()
-    ax.set_ylim(0, 105)
-    ax.yaxis.set_major_formatter(PercentFormatter())
-    ax.set_xlabel("nodes N (data-parallel ranks)")
-    ax.set_ylabel("scaling efficiency E(N) = thr(N) / (N x thr(1))")
-    regimes = {r["regime"] for r in rows}
-    ax.set_title("Scaling efficiency" + (f" ({regimes.pop()})" if len(regimes) == 1 else ""))
-    if len(regimes) > 1:  # the regime changes with N: say how, under the chart
-        note = "regime: " + "; ".join(f"N={n}: {g}" for n, g in sorted({(r["nodes"], r["regime"]) for r in rows}))
-        fig.text(0.5, 0.01, textwrap.fill(note, 110), ha="center", va="bottom", fontsize=8, color="0.3")
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
-    ax.grid(True, alpha=0.3)
-    legend(ax)
-    return save(fig, path)
-
-
-def plot_comm_time(rows: list[dict[str, Any]], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
-    positive = [1e3 * r["exposed_comm_s"] for r in rows if r["exposed_comm_s"] > 0]
-    log_y = bool(positive) and max(positive) / min(positive) >= 10
-    drawn: set[int] = set()
-    for label, group in series(rows):
-        # On a log axis a zero (N=1: nothing to exchange) cannot be drawn.
-        pts = [(r["nodes"], 1e3 * r["exposed_comm_s"]) for r in group if not log_y or r["exposed_comm_s"] > 0]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
-            drawn.update(n for n, _ in pts)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted(drawn), [str(n) for n in sorted(drawn)])
-    ax.minorticks_off()
-    if log_y:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("nodes N (data-parallel ranks)")
-    ax.set_ylabel("exposed communication time per step (ms)")
-    ax.set_title("Exposed gradient communication per step")
-    ax.grid(True, which="major", alpha=0.3)
-    legend(ax)
-    return save(fig, path)
-
-
-def plot_layers(model: str, record: dict[str, Any], path: Path) -> Path:
-    layers = largest_first(record["layer_bytes"])
-    top = list(layers.items())[:TOP_LAYERS]
-    names = [k for k, _ in top][::-1]  # largest at the top
-    mb = [v / 1e6 for _, v in top][::-1]
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(top) + 1.5)))
-    ax.barh(names, mb)
-    for y, v in enumerate(mb):
-        ax.annotate(f"{v:.2f}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-    ax.margins(x=0.15)
-    ax.set_xlabel("gradient bytes per step (MB)")
-    shown = f"top {len(top)} of {len(layers)} layers" if len(layers) > len(top) else f"all {len(layers)} layers"
-    ax.set_title(f"{model}: gradient bytes per layer ({shown}, {sum(layers.values()) / 1e6:.2f} MB total)")
-    return save(fig, path)
-
-
-def plot_compression(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Bytes per step per scheme (log: schemes span decades), with the ratio to fp32 and the loss reached."""
-    settings = sorted({(r["model"], r["nodes"]) for r in rows})
-    one = len(settings) == 1
-    labels = [r["scheme"] if one else f"{r['model']} N={r['nodes']}: {r['scheme']}" for r in rows][::-1]
-    mb = [r["grad_bytes_per_step"] / 1e6 for r in rows][::-1]
-    notes = [("fp32" if r["ratio"] < 1.05 else f"{r['ratio']:.0f}x less") + f", loss {r['loss_first']:.2f} -> "
-             f"{r['loss_last']:.2f}" for r in rows][::-1]
-    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.45 * len(rows) + 1.6)))
-    ax.barh(labels, mb, color="tab:blue")
-    ax.set_xscale("log")
-    for y, (v, note) in enumerate(zip(mb, notes)):
-        ax.annotate(f"{v:.3g} MB ({note})", (v, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
-    ax.set_xlim(min(mb) / 2, max(mb) * 30)  # room for the notes
-    ax.set_xlabel("bytes handed to collectives per step (MB, log)")
-    where = f"{settings[0][0]} on {settings[0][1]} workers, " if one else ""
-    ax.set_title(f"Gradient compression: bytes per step and loss reached\n({where}{rows[0]['steps']} timed steps)")
-    return save(fig, path)
 
 
 def compression_md(rows: list[dict[str, Any]]) -> list[str]:
@@ -241,9 +62,8 @@ def layers_source(newest: dict[str, dict[str, Any]], records: list[dict[str, Any
 
 
 def validation(results_dir: Path) -> list[dict[str, Any]]:
-    """Measured vs alpha-beta-predicted comm time, where busbw fits and replays were recorded."""
-    return validation_rows(latest_fits(read_records(results_dir / "busbw.jsonl").records),
-                           read_records(results_dir / "replay.jsonl").records)
+    """Measured vs alpha-beta-predicted comm time, where busbw fits and replays of one setup were recorded."""
+    return validation_rows(records_of(results_dir, "busbw"), records_of(results_dir, "replay"))
 
 
 def validation_md(rows: list[dict[str, Any]]) -> list[str]:
@@ -292,7 +112,7 @@ class Results:
 def load_results(results_dir: Path) -> Results:
     """ValueError when the folder holds no successful run."""
     records = ok_records(results_dir)
-    return Results(records, scaling_rows(records), validation(results_dir))
+    return Results(records, scaling_rows(records, records_of(results_dir, "replay")), validation(results_dir))
 
 
 def write_report(results_dir: str | Path, model_for_layers: str | None = None,

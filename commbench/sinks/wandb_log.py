@@ -147,7 +147,7 @@ def check(settings: WandbSettings) -> None:
 def guarded(settings: WandbSettings, action: Callable[[], Any]) -> Any:
     """Run a W&B action. Online failing: warn once, go offline and run it again; failing offline:
     warn once, W&B off for this process."""
-    from commbench.cli import first_line
+    from commbench.errors import first_line
 
     while settings.enabled:
         mode = settings.effective_mode
@@ -247,7 +247,7 @@ def table(rows: tuple[list[str], list[list[Any]]]):
 
 def log_run(settings: WandbSettings, record: dict[str, Any], efficiency: float | None = None) -> str | None:
     """Log one successful record; the W&B run folder (offline) or URL (online), None if W&B is off."""
-    from commbench.plan import HASHED_FIELDS
+    from commbench.results.store import HASHED_FIELDS
 
     if not settings.enabled:
         return None

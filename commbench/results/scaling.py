@@ -4,21 +4,20 @@ efficiency projected from communication-only replays (no CPU contention from tra
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
 from commbench.netmodel import efficiency
+from commbench.results import setup
 
 
-def series_key(record: dict[str, Any]) -> tuple:
-    """Runs that differ only in `nodes` form one scaling series."""
-    return (record["model"], json.dumps(record.get("model_kwargs", {}), sort_keys=True), record.get("batch_size"),
-            record.get("image_size"), record.get("compression"), record.get("cluster_kind"),
-            record.get("cluster_address"), record.get("bandwidth_bits_per_s"), record.get("latency_s"))
+def series_key(record: dict[str, Any]) -> str:
+    """Runs that differ only in `nodes` form one scaling series: same model, same setup identity
+    (threads per worker included, so a baseline with other threads never counts)."""
+    return setup.key(record, setup.SERIES)
 
 
-def latest_per_nodes(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, Any]]]:
-    series: dict[tuple, dict[int, dict[str, Any]]] = {}
+def latest_per_nodes(records: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    series: dict[str, dict[int, dict[str, Any]]] = {}
     for r in records:
         if r.get("status") == "ok" and "throughput" in r:
             series.setdefault(series_key(r), {})[r["nodes"]] = r  # later lines win
@@ -38,18 +37,23 @@ def regime(record: dict[str, Any]) -> str:
     return text
 
 
-def replay_times(replays: Iterable[dict[str, Any]]) -> dict[tuple[str, int], float]:
-    return {(r["model"], r["nodes"]): r["comm_time_s"] for r in replays}
+REPLAY_MATCH = (*setup.NETWORK, *setup.BUCKETS)  # a replay stands for a run over the same network and buckets
+
+
+def replay_time(replays: list[dict[str, Any]], run: dict[str, Any]) -> float | None:
+    """The newest replay of this run's buckets at its N over its network, if any."""
+    same = [r for r in setup.matching(replays, run, REPLAY_MATCH) if r["nodes"] == run["nodes"]]
+    return same[-1]["comm_time_s"] if same else None
 
 
 def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    replayed = replay_times(replays)
+    replays = list(replays)
     rows = []
     for by_nodes in latest_per_nodes(records).values():
         base = by_nodes.get(1)
         for nodes in sorted(by_nodes):
             r = by_nodes[nodes]
-            comm = replayed.get((r["model"], nodes))
+            comm = replay_time(replays, r)
             rows.append({
                 "model": r["model"],
                 "nodes": nodes,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from commbench.results import setup
+
 CONVERGENCE = ["steps=30", "warmup=3", "optimizer.lr=0.002", "optimizer.momentum=0.9"]  # trains on every scheme
 
 
@@ -22,11 +24,14 @@ def scheme_label(record: dict[str, Any]) -> str:
     return name + (f" {key}={record['compression_params'][key]}" if key in (record.get("compression_params") or {}) else "")
 
 
-def setting(record: dict[str, Any]) -> tuple:
-    """Runs that differ only in their compression compare: the same model, N, batch, steps, optimizer."""
-    return tuple(json.dumps(record.get(k), sort_keys=True) for k in (
-        "model", "model_kwargs", "nodes", "batch_size", "image_size", "steps", "warmup", "seed", "lr", "momentum",
-        "cluster_kind", "bandwidth_bits_per_s"))
+# Runs that differ only in their compression compare: the same model, N, steps, optimizer and setup
+# identity, bucket settings aside (PowerSGD runs with one bucket; its row says so).
+SETTING = ("nodes", "steps", "warmup", "seed", "lr", "momentum",
+           *(f for f in setup.SERIES if f not in ("compression", "compression_params", "bucket_cap_mb")))
+
+
+def setting(record: dict[str, Any]) -> str:
+    return setup.key(record, SETTING)
 
 
 def compression_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,5 +53,6 @@ def compression_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ratio": fp32 / r["grad_bytes_per_step"], "collectives_per_step": r["collectives_per_step"],
                 "comm_time_s": r["comm_time_s"], "comm_span_s": r.get("comm_span_s"), "step_time_s": r["step_time_s"],
                 "loss_first": r["loss_first"], "loss_last": r["loss_last"], "steps": r["steps"],
+                "bucket_cap_mb": setup.value(r, "bucket_cap_mb"),
             })
     return rows

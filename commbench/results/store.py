@@ -1,4 +1,5 @@
-"""Records: one JSON object per line in ${results_dir}/runs.jsonl, appended atomically.
+"""Records on disk: one JSON object per line, appended atomically. Runs go to ${results_dir}/runs.jsonl,
+busbw sweeps to busbw.jsonl, trace replays to replay.jsonl (FILES).
 
 Appends take an exclusive lock and write each line with a single O_APPEND write, so runs that
 finish at the same time never interleave. Reading skips a damaged line (e.g. a truncated last
@@ -23,6 +24,33 @@ from typing import Any
 class RecordFile:
     records: list[dict[str, Any]] = field(default_factory=list)
     bad_lines: list[int] = field(default_factory=list)  # 1-based line numbers that did not parse
+
+
+# Keys of the record that identify a run: two runs with the same values measure the same thing.
+HASHED_FIELDS = (
+    "model", "model_kwargs", "nodes", "steps", "warmup", "batch_size", "image_size", "seed",
+    "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "compression_params", "cluster_kind",
+    "cluster_address",
+    "bandwidth_bits_per_s", "latency_s", "loss_percent", "lr", "momentum", "threads_per_worker",
+)
+# Fields added after records existed: left out of the hash at these values, so earlier hashes hold.
+LATER_FIELDS = {"compression_params": {}, "lr": 1e-3, "momentum": 0.0, "threads_per_worker": None}
+
+FILES = {"run": "runs.jsonl", "busbw": "busbw.jsonl", "replay": "replay.jsonl"}  # kind -> file
+
+
+def path_of(results_dir: str | os.PathLike, kind: str) -> Path:
+    return Path(results_dir).expanduser().resolve() / FILES[kind]
+
+
+def records_of(results_dir: str | os.PathLike, kind: str, ok_only: bool = True) -> list[dict[str, Any]]:
+    """The records of one kind, oldest first (a run without `kind` is a run); ok_only drops failed runs."""
+    out = []
+    for r in read_records(path_of(results_dir, kind)).records:
+        r.setdefault("kind", kind)
+        if not ok_only or r.get("status", "ok") == "ok":
+            out.append(r)
+    return out
 
 
 def versions() -> dict[str, str]:
@@ -84,10 +112,15 @@ def provenance() -> dict[str, Any]:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def base_record(plan) -> dict[str, Any]:
-    """The fields every record has, successful or failed: all that identifies the run (what its
-    config_hash covers), the hash, and provenance."""
-    return {**plan.identity(), "config_hash": plan.config_hash(), **provenance()}
+def base_record(plan, kind: str = "run") -> dict[str, Any]:
+    """The fields every record has, successful or failed: its kind, all that identifies the run (what
+    its config_hash covers), the hash, the setup identity, and provenance."""
+    return {"kind": kind, **plan.identity(), "config_hash": plan.config_hash(), **plan.setup(), **provenance()}
+
+
+def collective_record(plan, kind: str) -> dict[str, Any]:
+    """The fields a busbw or replay record starts with: its kind, N, the setup identity, provenance."""
+    return {"kind": kind, "nodes": plan.nodes, **plan.setup(), **provenance()}
 
 
 def failed_record(plan, reason: str, **timings: float) -> dict[str, Any]:

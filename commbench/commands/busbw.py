@@ -1,0 +1,40 @@
+"""`commbench busbw`: all-reduce bus bandwidth over message sizes, as nccl-tests measures it, and the
+alpha-beta fit of the ring; appended to busbw.jsonl with the setup identity."""
+
+from __future__ import annotations
+
+from commbench.commands.common import COLLECTIVE_OPTIONS, collective_start, emit, on_ray
+from commbench.errors import fail
+from commbench.options import FORMAT, Command, Option
+from commbench.units import parse_bytes
+
+COMMAND = Command("busbw", "All-reduce time, algbw and busbw over message sizes (powers of 2), and the alpha-beta "
+                  "fit of the ring, like nccl-tests.",
+                  (Option("min_bytes", parse_bytes, 1024, "smallest message (1KiB, 4096)"),
+                   Option("max_bytes", parse_bytes, 256 * 2**20, "largest message (64MiB)"),
+                   *COLLECTIVE_OPTIONS, FORMAT),
+                  run_options=True, examples=("busbw nodes=4", "busbw nodes=2 cluster=emulated network.bandwidth=100mbit"))
+
+
+def main(argv: list[str]) -> None:
+    from commbench.comm.busbw import busbw_loop, message_sizes
+    from commbench.netmodel import busbw, fit_alpha_beta
+    from commbench.results.store import append_record, collective_record, path_of
+    from commbench.sinks.console import busbw_table
+
+    started = collective_start(COMMAND, argv)
+    if started is None:
+        return
+    opts, plan = started
+    try:
+        sizes = message_sizes(opts["min_bytes"], opts["max_bytes"])
+    except ValueError as exc:
+        fail(str(exc))
+    rows = on_ray(plan, busbw_loop, {**plan.worker_config(), "sizes": sizes, "iters": opts["iters"],
+                                     "warmup_iters": opts["warmup_iters"]})
+    for row in rows:
+        row["algbw"], row["busbw"] = busbw(row["bytes"], row["time_s"], plan.nodes)
+    fit = fit_alpha_beta([r["bytes"] for r in rows], [r["time_s"] for r in rows], plan.nodes) if len(rows) > 1 else None
+    record = {**collective_record(plan, "busbw"), "rows": rows, "fit": fit}
+    append_record(path_of(plan.results_dir, "busbw"), record)
+    emit(record, opts["format"], lambda: busbw_table(record))

@@ -1,0 +1,22 @@
+"""`commbench report`: PNG charts and summary.md of a results folder, in ${results_dir}/report/."""
+
+from __future__ import annotations
+
+from commbench.errors import fail
+from commbench.options import RESULTS, Command, Option
+
+COMMAND = Command("report", "Charts (PNG) and summary.md of a results folder, written to results_dir/report/.",
+                  (RESULTS, Option("model", str, None, "the model of the per-layer chart (default: most bytes)")),
+                  examples=("report", "report results_dir=results model=alexnet"))
+
+
+def main(argv: list[str]) -> None:
+    opts, _ = COMMAND.parse(argv)
+    from commbench.commands.common import results_file
+    from commbench.sinks.report import write_report
+    try:
+        paths = write_report(results_file(opts["results_dir"], ""), opts["model"])
+    except ValueError as exc:
+        fail(str(exc))
+    for path in paths:
+        print(path)

@@ -1,0 +1,200 @@
+"""`python -m commbench [run] key=value ...`: one data-parallel run, or with -m a sweep (a record per
+cell). A Hydra app over conf/; --hydra-help, --cfg and --info reach Hydra's own output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from commbench.errors import PlanError, fail
+from commbench.options import Command
+from commbench.overrides import MULTIRUN_FLAGS, checked_cells
+
+COMMAND = Command("run", "Train a model data-parallel on Ray and record the bytes each step sends and where its "
+                  "time goes (the default command).", run_options=True,
+                  examples=("model=squeezenet nodes=8", "-m model=alexnet,squeezenet nodes=1,2,4,8",
+                            "model=alexnet nodes=2 cluster=emulated network.bandwidth=100mbit"))
+
+# Every key of conf/ a run reads, with what it does (tests/test_help.py checks both lists agree).
+RUN_OPTIONS = {
+    "model": "the model (config group conf/model/; list: python -m commbench models); variants as model.alpha=0.5",
+    "nodes": "data-parallel workers; 1 is the scaling baseline",
+    "steps": "timed steps",
+    "warmup": "untimed steps first (DDP rebuilds its buckets after the first)",
+    "batch_size": "synthetic samples per worker per step",
+    "image_size": "square synthetic input (bytes do not depend on it; compute does)",
+    "seed": "weights and synthetic data",
+    "use_gpu": "nccl on GPUs instead of gloo on CPU",
+    "results_dir": "where runs.jsonl, busbw.jsonl, replay.jsonl and the report go",
+    "resume": "skip a run whose config_hash already has a successful record",
+    "collective_timeout_s": "process-group timeout: a dead peer fails the run, never hangs it",
+    "failure.max_restarts": "Ray Train restarts of a run whose worker died (from step 0)",
+    "optimizer.lr": "SGD learning rate on each worker's fixed synthetic batch",
+    "optimizer.momentum": "SGD momentum",
+    "ddp.bucket_cap_mb": "DDP's gradient bucket size (MB)",
+    "ddp.broadcast_buffers": "DDP's per-forward BatchNorm buffer broadcast (counted apart)",
+    "cluster": "local (embedded Ray, or cluster.address) or emulated (namespaces + shaped links, root)",
+    "cluster.address": "HOST:PORT of an existing Ray cluster; none starts an embedded one",
+    "cluster.workers_per_node": "with an address: workers each node may hold",
+    "cluster.cpus_per_worker": "Ray CPUs per worker (logical); none: 1",
+    "cluster.threads_per_worker": "torch threads per worker; none: 1 on this machine, a node's cores / its workers on a cluster",
+    "network": "the emulated links (config group conf/network/)",
+    "network.bandwidth": "emulated link rate: 100mbit, 1gbit, 1.25GB/s",
+    "network.latency": "emulated one-way latency: 0.5ms (needs netem)",
+    "network.loss": "emulated packet loss, percent (needs netem)",
+    "compression": "none, fp16, bf16, powersgd, topk, int8; parameters as compression.ratio=0.001",
+    "logging": "wandb or none",
+    "logging.wandb.mode": "offline (files in results_dir/wandb), online, disabled",
+    "logging.wandb.project": "W&B project",
+    "logging.wandb.entity": "W&B user or team (online)",
+    "logging.wandb.group": "W&B group; none: the sweep's folder name",
+    "logging.wandb.tags": "tags added to the automatic ones",
+    "logging.wandb.init_timeout_s": "online: seconds to wait for the server",
+    "logging.wandb.finish_timeout_s": "online: seconds a run's end waits for uploads",
+    "logging.wandb.required": "true: a W&B that cannot work is an error before Ray starts",
+}
+
+
+def defaults() -> dict[str, Any]:
+    """The default value of every RUN_OPTIONS key, from conf/ (groups: the chosen option)."""
+    from commbench.config import compose
+
+    cfg = compose([])
+    out = {}
+    for key in RUN_OPTIONS:
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):  # a config group: the option chosen by default
+            node = node.get("name") or node.get("kind") or ("wandb" if key == "logging" else "none")
+        out[key] = node
+    return out
+
+
+def tool_help() -> str:
+    from commbench.commands import MODULES, module
+    from commbench.options import show_default
+
+    lines = ["commbench: how many bytes data-parallel training pushes through the network each step, and how "
+             "well it scales (AlexNet vs SqueezeNet and other compact CNNs), measured with PyTorch DDP on Ray.",
+             "", "usage: python -m commbench [command] [key=value ...]   (no command: run)",
+             "       python -m commbench COMMAND --help", "", "commands:"]
+    width = max(map(len, MODULES)) + 2
+    lines += [f"  {name:<{width}}{module(name).COMMAND.summary}" for name in MODULES]
+    lines += ["", "run options (key=value; -m makes comma lists a sweep):"]
+    values = defaults()
+    width = max(map(len, RUN_OPTIONS)) + 2
+    lines += [f"  {k:<{width}}{text} (default: {show_default(values[k])})" for k, text in RUN_OPTIONS.items()]
+    lines += ["", "results: ${results_dir}/runs.jsonl (one record per run), busbw.jsonl, replay.jsonl; "
+              "python -m commbench report / export read them.",
+              "Hydra's own help and config: --hydra-help, --cfg job, --info.", "",
+              "examples:", *(f"  python -m commbench {e}" for e in COMMAND.examples)]
+    return "\n".join(lines)
+
+
+def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tuple[int, int] | None = None,
+             group: str | None = None) -> None:
+    """One run (one sweep cell, `cell` = (k, total)): plan, skip if recorded, run on Ray, append the
+    record, then show it and log it to W&B."""
+    from commbench.commands.common import emulate_if_asked
+    from commbench.plan import make_plan
+    from commbench.results.store import append_record, failed_record, finished_hashes
+    from commbench.sweep import announce
+
+    try:
+        plan = make_plan(cfg)
+        wandb = wandb_settings(cfg, plan.results_dir, group)
+    except (PlanError, ValueError) as exc:
+        fail(str(exc))
+    if plan.resume and plan.config_hash() in finished_hashes(plan.runs_file):
+        announce(cell, f"skip {plan.model} nodes={plan.nodes}: config_hash {plan.config_hash()} "
+                       f"already recorded in {plan.runs_file} (resume=true)")
+        return
+
+    if emulate_if_asked(plan, list(overrides or [])):  # the driver inside the cluster wrote the record
+        show(newest_record(plan), plan, wandb, cell, table=False)
+        return
+
+    from commbench import runner
+    from commbench.sinks import wandb_log
+
+    try:
+        wandb_log.check(wandb)  # before Ray starts: say now that W&B will not work
+    except wandb_log.WandbConfigError as exc:
+        fail(str(exc))
+    announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...")
+    try:
+        record = runner.run(plan)
+    except PlanError as exc:
+        fail(str(exc))
+    except runner.RunError as exc:
+        append_record(plan.runs_file, failed_record(plan, str(exc)))
+        fail(f"{plan.model} nodes={plan.nodes}: {exc} (recorded as failed in {plan.runs_file})")
+    append_record(plan.runs_file, record)
+    show(record, plan, wandb, cell, table=cell is None)
+
+
+def wandb_settings(cfg: dict[str, Any], results_dir: str, group: str | None):
+    """logging.wandb, validated; off for a driver inside an emulated cluster (its parent logs)."""
+    from commbench.commands.common import inside_emulated
+    from commbench.sinks import wandb_log
+
+    settings = wandb_log.settings_from(cfg.get("logging"), results_dir, group)
+    if inside_emulated():
+        return wandb_log.settings_from(None, results_dir)
+    return settings
+
+
+def newest_record(plan) -> dict[str, Any]:
+    from commbench.results.store import read_records
+
+    mine = [r for r in read_records(plan.runs_file).records
+            if r.get("config_hash") == plan.config_hash() and r.get("status") == "ok"]
+    if not mine:
+        fail(f"the emulated cluster's driver finished without a record in {plan.runs_file}")
+    return mine[-1]
+
+
+def show(record: dict[str, Any], plan, wandb, cell: tuple[int, int] | None, table: bool) -> None:
+    """The record on the terminal (a table for a single run, a line per sweep cell) and in W&B."""
+    from commbench.results.scaling import efficiency_of
+    from commbench.results.store import records_of
+    from commbench.sinks import wandb_log
+    from commbench.sinks.console import print_run
+    from commbench.sweep import announce, cell_line
+
+    efficiency = efficiency_of(record, records_of(plan.results_dir, "run"))
+    if table:
+        print_run(record, str(plan.runs_file))
+    else:
+        announce(cell, cell_line(record, efficiency))
+    where = wandb_log.log_run(wandb, record, efficiency)
+    if where:
+        print(f"W&B run ({wandb.effective_mode}): {where}")
+
+
+def main(argv: list[str]) -> None:
+    import hydra
+    from omegaconf import OmegaConf
+
+    from commbench.config import config_path
+
+    if any(a in ("--help", "-h") for a in argv):
+        print(tool_help())
+        return
+    cells = checked_cells(argv)
+    total = len(cells) if any(a in MULTIRUN_FLAGS for a in argv) else None
+
+    @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
+    def app(cfg) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        cell = (hc.job.num + 1, total) if total else None
+        group = Path(hc.sweep.dir).name if total else None
+        run_cell(OmegaConf.to_container(cfg, resolve=True), list(hc.overrides.task), cell, group)
+
+    # --hydra-help is Hydra's app help (--help), titled commbench (hydra.help.app_name in conf/)
+    sys.argv = [sys.argv[0], *("--help" if a == "--hydra-help" else a for a in argv)]
+    app()

@@ -1,0 +1,200 @@
+"""The run's key=value overrides, checked before Hydra or Ray see them: an unknown key gets a hint,
+an option of another group says which, and a sweep's cells each become a validated plan."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from functools import cache
+from typing import Any
+
+from commbench.config import config_files
+from commbench.errors import PlanError, fail, first_line
+
+GROUPS = ("model", "cluster", "compression", "network", "logging")
+ALIASES = {("compression", "fp32"): "none"}  # what users call an option -> its name here
+MULTIRUN_FLAGS = ("-m", "--multirun")
+# Hydra's flags that take a value (the config to use; what to print), and those that only print.
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+               "-cd", "--experimental-rerun", "--shell-completion", "-sc")
+PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--version")
+
+
+def _leaves(tree: Any, prefix: str = "") -> set[str]:
+    """Every key path of a config tree, inner ones included (ddp, ddp.bucket_cap_mb)."""
+    out: set[str] = set()
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            path = f"{prefix}{k}"
+            out |= {path} | _leaves(v, path + ".")
+    return out
+
+
+def _load(resource) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.create(resource.read_text())) or {}
+
+
+@cache
+def group_keys() -> dict[str, dict[str, set[str]]]:
+    """group -> option -> the keys that option's file sets (model -> mobilenet_v1 -> {alpha, ...})."""
+    return {g: {name: _leaves(_load(f)) for name, f in config_files(g).items()} for g in GROUPS}
+
+
+@cache
+def top_keys() -> set[str]:
+    primary = _load(config_files(".")["config"])
+    primary.pop("defaults", None)
+    primary.pop("hydra", None)
+    return _leaves(primary) | set(GROUPS)
+
+
+def default_option(group: str) -> str:
+    for entry in _load(config_files(".")["config"])["defaults"]:
+        if isinstance(entry, dict) and group in entry:
+            return entry[group]
+    return "none"
+
+
+def chosen_options(chosen: dict[str, list[str]], group: str) -> list[str]:
+    return chosen.get(group) or [default_option(group)]
+
+
+def known_keys(chosen: dict[str, list[str]]) -> set[str]:
+    """Every key a run with these group choices reads (a sweep over options: any of them)."""
+    keys = set(top_keys())
+    for group, options in group_keys().items():
+        for option in chosen_options(chosen, group):
+            keys |= {f"{group}.{k}" for k in options.get(option, set())}
+    return keys
+
+
+def check_choice(group: str, name: str) -> None:
+    known = config_files(group)
+    if name in known:
+        return
+    if (group, name) in ALIASES:
+        fail(f"{group} {name!r} is called {ALIASES[group, name]!r} here: {group}={ALIASES[group, name]}")
+    lower = {k.lower(): k for k in known}
+    near = [lower[name.lower()]] if name.lower() in lower else difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    fail(f"unknown {group} {name!r}{hint}; known: {', '.join(sorted(known))}")
+
+
+def check_key(key: str, chosen: dict[str, list[str]]) -> None:
+    known = known_keys(chosen)
+    if key in known:
+        return
+    group, _, leaf = key.partition(".")
+    if group in GROUPS and leaf:
+        owners = sorted(o for o, keys in group_keys()[group].items() if leaf in keys)
+        if owners:
+            this = ",".join(chosen_options(chosen, group))
+            fail(f"{key} belongs to {' or '.join(f'{group}={o}' for o in owners)}, not to {group}={this}; "
+                 f"choose it first (e.g. {group}={owners[0]} {key}=...)")
+    near = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    fail(f"unknown option {key!r}{hint}; python -m commbench --help lists the options")
+
+
+def precheck(argv: list[str]) -> None:
+    """What Hydra would answer with a screenful, or silently accept (+nodez=2), said in one line: bad
+    group choices, unknown keys, and a results folder that cannot be written."""
+    from commbench.plan import writable_dir
+
+    pairs = []
+    for arg in overrides_of(argv):
+        raw_key, sep, value = arg.partition("=")
+        key = raw_key.lstrip("+~")
+        if key.startswith("hydra.") or key == "hydra":
+            continue
+        if raw_key.startswith("+"):
+            fail(f"{arg!r}: commbench reads no key that '+' could add; set known keys as key=value "
+                 "(python -m commbench --help lists them)")
+        if not sep and not raw_key.startswith("~"):
+            fail(f"cannot read {arg!r}: write key=value")
+        pairs.append((key, value))
+    chosen = {k: [n for n in v.split(",") if n] for k, v in pairs if k in GROUPS and "(" not in v}
+    for key, value in pairs:
+        if key in GROUPS and "(" not in value:
+            for name in filter(None, value.split(",")):
+                check_choice(key, name)
+        else:
+            check_key(key, chosen)
+    results_dir = next((v for k, v in reversed(pairs) if k == "results_dir"),
+                       _load(config_files(".")["config"]).get("results_dir"))
+    try:
+        writable_dir(results_dir)
+    except PlanError as exc:
+        fail(str(exc))
+
+
+def plan_from(overrides: list[str]):
+    """Compose and validate a run plan from overrides, failing in one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from commbench.config import compose
+    from commbench.plan import make_plan
+
+    precheck(overrides)
+    try:
+        return make_plan(compose(overrides))
+    except PlanError as exc:
+        fail(str(exc))
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # what Hydra raises for a bad override
+        fail(first_line(exc))
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The key=value overrides among Hydra's command-line arguments."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in VALUE_FLAGS
+        else:
+            out.append(arg)
+    return out
+
+
+def sweep_cells(argv: list[str]) -> list[list[str]]:
+    """The override list of every cell Hydra's basic sweeper makes of these arguments (one cell
+    without -m); Hydra's own settings (hydra.*) left out. ValueError says what does not parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    multirun = any(a in MULTIRUN_FLAGS for a in argv)
+    try:
+        overrides = OverridesParser.create().parse_overrides(overrides_of(argv))
+    except HydraException as exc:
+        raise ValueError(str(exc).strip().splitlines()[0]) from None
+    choices = []
+    for o in overrides:
+        if o.key_or_group.startswith("hydra"):
+            continue
+        key = ("+" if o.is_add() else "") + o.key_or_group
+        if multirun and o.is_sweep_override():
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    return [list(cell) for cell in itertools.product(*choices)]
+
+
+def checked_cells(argv: list[str]) -> list[list[str]]:
+    """Every cell's overrides, each validated into a plan: bad input anywhere in a sweep is one line
+    and exit 2 before the first cell starts Ray (Hydra would answer some with a traceback)."""
+    precheck(argv)
+    if any(a in PRINT_FLAGS for a in argv):  # Hydra prints config or help and runs nothing
+        if any(a in MULTIRUN_FLAGS for a in argv):
+            fail("-m runs a sweep and --cfg/--info/--hydra-help print the config: give one of them")
+        return []
+    try:
+        cells = sweep_cells(argv)
+    except ValueError as exc:
+        fail(str(exc))
+    for cell in cells:
+        plan_from(cell)
+    return cells

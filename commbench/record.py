@@ -1,0 +1,62 @@
+"""Rank 0's gathered figures -> the run's record: summary, per-step series, buckets, layers, wire bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commbench.comm.wire import wire_overhead
+from commbench.results.store import base_record
+from commbench.stats import layer_bytes, slowest_rank, summarize
+
+
+def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    ranks = sorted(gathered["ranks"], key=lambda r: r["rank"])
+    summary = summarize(ranks, plan.nodes, plan.batch_size)
+    rank0 = ranks[0]
+    return {
+        **base_record(plan),
+        "status": "ok",
+        "params": rank0["params"],
+        **summary,
+        "per_step": {
+            "step_time_s": slowest_rank(ranks, "step"),
+            "compute_time_s": slowest_rank(ranks, "compute"),
+            "comm_time_s": slowest_rank(ranks, "comm"),
+            "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
+        },
+        **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"]),
+        "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
+        "layer_bytes": layer_bytes(rank0["buckets"]),
+        "attempts": rank0.get("attempt", 1),  # > 1: Ray restarted the run; these figures are the last attempt's
+        "loss_first": rank0["loss_first"],
+        "loss_last": rank0["loss_last"],
+        "threads_per_worker": rank0["threads"],
+        "host_cpus": rank0["host_cpus"],
+        "device": rank0["device"],
+        "worker_hosts": sorted({r["host"] for r in ranks}),
+        "worker_setup_s": max(r["setup_s"] for r in ranks),
+        **wire_figures(ranks, summary["sent_bytes_per_step"]),
+        **timings,
+        # What Ray costs around the training loop: start-up of actors, workers and process group.
+        "ray_overhead_s": timings["run_s"] - max(r["train_loop_s"] for r in ranks),
+    }
+
+
+def compression_figures(buckets: list[dict[str, Any]], payload: int) -> dict[str, Any]:
+    """The fp32 gradient bytes a step would send uncompressed, and the ratio to what it sent."""
+    fp32 = 4 * sum(b["numel"] for b in buckets)
+    return {"uncompressed_bytes_per_step": fp32, "compression_ratio": fp32 / payload if payload else None}
+
+
+def wire_figures(ranks: list[dict[str, Any]], sent: int) -> dict[str, Any]:
+    """Bytes each node's interface carried per step, next to the ring's payload (emulated clusters)."""
+    wires = [r["wire"] for r in ranks if r.get("wire")]
+    if not wires:
+        return {}
+    tx = [w["tx_per_step"] for w in wires]
+    out = {"wire_bytes_per_step": tx, "wire_rx_bytes_per_step": [w["rx_per_step"] for w in wires],
+           "wire_interface": wires[0]["interface"], "wire_mtu": wires[0]["mtu"],
+           "wire_overhead_expected": wire_overhead(wires[0]["mtu"])}
+    if sent:
+        out["wire_ratio"] = sum(tx) / len(tx) / sent
+    return out
