@@ -112,7 +112,7 @@ def precheck(argv: list[str]) -> None:
         if raw_key.startswith("+"):
             fail(f"{arg!r}: commbench reads no key that '+' could add; set known keys as key=value "
                  "(python -m commbench --help lists them)")
-        if not sep and not raw_key.startswith("~"):
+        if not key or (not sep and not raw_key.startswith("~")):
             fail(f"cannot read {arg!r}: write key=value")
         pairs.append((key, value))
     chosen = {k: [n for n in v.split(",") if n] for k, v in pairs if k in GROUPS and "(" not in v}

@@ -477,9 +477,9 @@ CLI_EXPECT = {
 CLI_MALFORMED = {
     "nodes=${oops}": (("nodes=${oops}",), "Interpolation key 'oops' not found"),
     "nodes=[1": (("nodes=[1",), "no viable alternative at input '[1'"),
-    "=3": (("=3",), "Config group override must be a string or a list. Got int"),
+    "=3": (("=3",), "cannot read '=3': write key=value"),
     "sweep with a bad cell": (("-m", "nodes=1,0"), "nodes must be an integer >= 1, got 0"),
-    "sweep and --cfg": (("-m", "nodes=1,2", "--cfg", "job"), "-m runs a sweep and --cfg/--info/--help print"),
+    "sweep and --cfg": (("-m", "nodes=1,2", "--cfg", "job"), "-m runs a sweep and --cfg/--info/--hydra-help print"),
 }
 
 

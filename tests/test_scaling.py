@@ -41,7 +41,8 @@ def test_no_baseline_no_efficiency_and_later_runs_win():
 
 
 def test_projected_efficiency_from_replay():
-    rows = {r["nodes"]: r for r in scaling_rows(RUNS, [{"model": "alexnet", "nodes": 4, "comm_time_s": 0.02}])}
+    rows = {r["nodes"]: r for r in scaling_rows(RUNS, [{"kind": "replay", "model": "alexnet", "model_kwargs": {"num_classes": 1000},
+                                                         "nodes": 4, "comm_time_s": 0.02}])}
     assert rows[4]["replay_comm_s"] == 0.02
     assert rows[4]["projected_efficiency"] == pytest.approx(0.08 / (0.08 + 0.02))
     assert rows[2]["projected_efficiency"] is None

@@ -19,6 +19,7 @@ COMMAND = Command("run", "Train a model data-parallel on Ray and record the byte
 # Every key of conf/ a run reads, with what it does (tests/test_help.py checks both lists agree).
 RUN_OPTIONS = {
     "model": "the model (config group conf/model/; list: python -m commbench models); variants as model.alpha=0.5",
+    "model.num_classes": "classifier outputs (the last layer's bytes depend on it)",
     "nodes": "data-parallel workers; 1 is the scaling baseline",
     "steps": "timed steps",
     "warmup": "untimed steps first (DDP rebuilds its buckets after the first)",

@@ -1,0 +1,131 @@
+"""The results layer: every record of every kind in one DataFrame, exports read back, and joins that
+never combine records measured on different setups."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from commbench import results
+from commbench.commands.predict import model_inputs
+from commbench.commands.replay import baseline, trace_record
+from commbench.overrides import plan_from
+from commbench.results import setup
+from commbench.results.scaling import scaling_rows
+from commbench.results.store import append_record, finished_hashes, records_of
+from commbench.results.validation import mismatch, validation_rows
+from tests.test_scaling import run
+
+BUCKETS = [{"index": 0, "dtype": "float32", "numel": 100, "payload_bytes": 400, "params": 2}]
+TOPK_BUCKETS = [{"index": 0, "dtype": "float32", "numel": 100, "payload_bytes": 8, "params": 2}]
+
+
+def fill(folder, runs=(), busbw=(), replays=()):
+    for r in runs:
+        append_record(folder / "runs.jsonl", r)
+    for r in busbw:
+        append_record(folder / "busbw.jsonl", {"kind": "busbw", **r})
+    for r in replays:
+        append_record(folder / "replay.jsonl", {"kind": "replay", **r})
+
+
+def fit(nodes, **setup_fields):
+    return {"nodes": nodes, "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}, **setup_fields}
+
+
+def replay(model, nodes, **setup_fields):
+    return {"model": model, "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "bucket_bytes": [400],
+            "payload_bytes": 400, "comm_time_s": 0.01, **setup_fields}
+
+
+def test_load_returns_every_record_of_every_kind(tmp_path):
+    fill(tmp_path, runs=[run("alexnet", 1, 100.0, 0.08, 0.08, 0.0, 0.0), {**run("alexnet", 2, 1, 1, 1, 1, 1),
+                                                                          "status": "failed"}],
+         busbw=[fit(2)], replays=[replay("alexnet", 2, bandwidth_bits_per_s=1e8, cluster_kind="emulated")])
+    frame = results.load(tmp_path)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 4
+    assert sorted(frame.kind) == ["busbw", "replay", "run", "run"]
+    assert set(setup.SETUP) <= set(frame.columns)
+    # Records that predate a field read as its default: a run without compression was uncompressed.
+    assert list(frame[frame.kind == "busbw"].compression) == ["none"]
+    assert frame[frame.kind == "replay"].bandwidth_bits_per_s.iloc[0] == 1e8
+    assert len(results.load(tmp_path, ok_only=True)) == 3
+
+
+@pytest.mark.parametrize("fmt, read", [("csv", pd.read_csv), ("parquet", pd.read_parquet),
+                                       ("json", lambda p: pd.read_json(p, lines=True))])
+def test_export_reads_back(tmp_path, fmt, read):
+    fill(tmp_path, runs=[run("alexnet", 1, 100.0, 0.08, 0.08, 0.0, 0.0, buckets=BUCKETS)], busbw=[fit(2)])
+    path, rows = results.export(tmp_path, fmt)
+    back = read(path)
+    assert rows == len(back) == 2 and sorted(back.kind) == ["busbw", "run"]
+    row = back[back.kind == "run"].iloc[0]
+    assert row.throughput == 100.0
+    buckets = row.buckets if fmt == "json" else json.loads(row.buckets)  # nested fields: JSON text in csv/parquet
+    assert buckets == BUCKETS
+
+
+def test_validate_never_pairs_an_emulated_replay_with_a_loopback_fit(tmp_path):
+    fits = [fit(2, cluster_kind="local")]
+    replays = [replay("squeezenet", 2, cluster_kind="emulated", bandwidth_bits_per_s=1e8)]
+    assert validation_rows(fits, replays) == []
+    why = mismatch(fits, replays)
+    assert "different setups" in why and "cluster_kind emulated vs local" in why and "bandwidth 100 Mbit/s vs unset" in why
+    same = [fit(2, cluster_kind="emulated", bandwidth_bits_per_s=1e8)]
+    [row] = validation_rows(fits + same, replays)
+    assert row["predicted_s"] == pytest.approx(2e-4 + 400e-9)
+
+
+def test_replay_never_prices_topk_buckets_as_an_all_reduce(tmp_path, capsys):
+    fill(tmp_path, runs=[{**run("squeezenet", 2, 1, 1, 1, 1, 1), "buckets": BUCKETS, "config_hash": "fp32"},
+                         {**run("squeezenet", 2, 1, 1, 1, 1, 1), "buckets": TOPK_BUCKETS, "config_hash": "topk",
+                          "compression": "topk", "compression_params": {"ratio": 0.01}}])
+    runs = records_of(tmp_path, "run")
+    plan = plan_from(["model=squeezenet", "nodes=4", f"results_dir={tmp_path}"])
+    assert trace_record(plan, runs)["config_hash"] == "fp32"  # the newest is top-k's: not this layout
+    with pytest.raises(SystemExit):
+        trace_record(plan_from(["model=squeezenet", "nodes=4", "compression=topk", f"results_dir={tmp_path}"]), runs)
+    assert "compression=topk sends its buckets through all-gathers" in capsys.readouterr().err
+    # predict takes the uncompressed buckets too, and says whose.
+    inputs = model_inputs("squeezenet", runs, "none", None)
+    assert inputs["buckets"] == [400] and "record fp32" in inputs["bucket_source"]
+
+
+def test_a_bucket_layout_of_another_cap_is_refused_by_name(tmp_path, capsys):
+    fill(tmp_path, runs=[{**run("squeezenet", 2, 1, 1, 1, 1, 1), "buckets": BUCKETS, "bucket_cap_mb": 1}])
+    with pytest.raises(SystemExit):
+        trace_record(plan_from(["model=squeezenet", "nodes=4", f"results_dir={tmp_path}"]), records_of(tmp_path, "run"))
+    assert "bucket_cap_mb 1.0 vs 25.0" in capsys.readouterr().err
+
+
+def test_baselines_need_the_same_threads(tmp_path):
+    one_thread = run("alexnet", 1, 100.0, 0.08, 0.08, 0.0, 0.0)
+    two_threads = {**one_thread, "threads_per_worker": 2, "throughput": 180.0}
+    at_two = run("alexnet", 2, 150.0, 0.106, 0.08, 0.02, 0.05)
+    rows = {(r["nodes"], r["efficiency"]) for r in scaling_rows([two_threads, at_two])}
+    assert (2, None) in rows  # the only nodes=1 run had other threads: no E(2)
+    rows = {r["nodes"]: r for r in scaling_rows([two_threads, one_thread, at_two]) if r["nodes"] == 2}
+    assert rows[2]["efficiency"] == pytest.approx(150 / (2 * 100))
+    # replay's projected efficiency and predict's compute take the like-for-like baseline too
+    assert baseline([one_thread, two_threads], at_two) is one_thread
+    assert model_inputs("alexnet", [{**at_two, "buckets": BUCKETS}, two_threads], "none", None)["compute_s"] is None
+
+
+def test_resume_reruns_a_cell_whose_threads_differ(tmp_path):
+    plan = plan_from(["nodes=2", f"results_dir={tmp_path}"])
+    append_record(plan.runs_file, {"config_hash": plan.config_hash(), "status": "ok"})
+    assert plan.threads_per_worker == 1  # one thread per worker on a shared machine, at every N
+    other = plan_from(["nodes=2", "cluster.threads_per_worker=2", f"results_dir={tmp_path}"])
+    assert plan.config_hash() in finished_hashes(plan.runs_file)
+    assert other.config_hash() not in finished_hashes(plan.runs_file)
+
+
+def test_every_record_kind_carries_the_setup_identity(tmp_path):
+    from commbench.results.store import base_record, collective_record
+
+    plan = plan_from(["nodes=2", "compression=fp16", f"results_dir={tmp_path}"])
+    for record in (base_record(plan), collective_record(plan, "busbw"), collective_record(plan, "replay")):
+        assert set(setup.SETUP) - {"device"} <= set(record), set(setup.SETUP) - set(record)
+        assert record["compression"] == "fp16" and record["threads_per_worker"] == 1
