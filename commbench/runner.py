@@ -243,14 +243,22 @@ DIED = {"WorkerHealthCheckFailedError", "ActorDiedError", "RayActorError"}  # Ra
 CALLBACK_PREFIX = "Got the following error when running the callback: "
 
 
+def died(err: BaseException) -> bool:
+    return bool(DIED & {c.__name__ for c in type(err).__mro__})
+
+
 def failure_reason(exc: BaseException) -> str:
     """Which ranks failed and why, in one line (Ray's WorkerGroupError maps rank -> exception)."""
     failures = getattr(exc, "worker_failures", None) or {}
     if not failures:
+        # Ray's controller saw the dead actor first (ControllerError): it names no rank.
+        cause = getattr(exc, "controller_failure", None)
+        if cause is not None and died(cause):
+            return "a worker process died (killed, crashed or out of memory; Ray's controller named no rank)"
         return last_line(exc)
     reasons = []
     for rank, err in sorted(failures.items()):
-        if DIED & {c.__name__ for c in type(err).__mro__}:
+        if died(err):
             why = "its worker process died (killed, crashed or out of memory)"
         else:  # a peer's collective failing because of it: the first line names the error
             lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]

@@ -192,4 +192,12 @@ def started_attempt(cfg: dict[str, Any]) -> int:
         return 1
     import ray
 
-    return ray.get(ray.get_actor(cfg["attempt_counter"]).start.remote())
+    for _ in range(20):  # right after a worker died, the GCS may not answer the name for a moment
+        try:
+            counter = ray.get_actor(cfg["attempt_counter"])
+            break
+        except ValueError:
+            time.sleep(0.5)
+    else:
+        counter = ray.get_actor(cfg["attempt_counter"])
+    return ray.get(counter.start.remote())

@@ -128,3 +128,28 @@ def test_regular_install_finds_conf(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=run_dir, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().startswith(str(target))
+
+
+def test_models_listing_is_cached_and_a_second_listing_imports_no_torch(tmp_path, monkeypatch):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = commbench("models", "format=json", env=env)
+    assert first.returncode == 0, first.stderr
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('torch imported for a cached listing')\n")
+    second = commbench("models", "format=json", env={**env, "PYTHONPATH": f"{fake.parent}{os.pathsep}{REPO}"})
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == json.loads(first.stdout)
+    # The key covers what the listing depends on: another torch is another cache file.
+    from commbench.commands import models
+
+    key = models.cache_key()
+    monkeypatch.setattr(models.metadata, "version", lambda package: "0.0-other")
+    assert models.cache_key() != key
+
+
+def test_meta_device_counts_equal_real_models():
+    from commbench.models import count_params_meta
+
+    for name in MODELS:
+        assert count_params_meta(name) == count_params(build_model(name)), name

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from commbench.cluster import emulated
+from commbench.cluster import emulated, netns
 from commbench.cluster.emulated import ClusterError, EmulatedCluster, Link, clean_stale
 from commbench.comm.wire import wire_overhead
 from tests.wandb_files import runs as wandb_runs
@@ -42,14 +42,14 @@ def test_wire_overhead_of_full_tcp_segments():
 
 
 def test_without_root_one_clear_line(monkeypatch):
-    monkeypatch.setattr(emulated.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
     with pytest.raises(ClusterError, match="cluster=emulated needs root"):
         emulated.preflight()
 
 
 def test_without_tc_one_clear_line(monkeypatch):
-    monkeypatch.setattr(emulated.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(emulated.shutil, "which", lambda tool: None if tool == "tc" else "/usr/sbin/ip")
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "tc" else "/usr/sbin/ip")
     with pytest.raises(ClusterError, match="needs `tc`"):
         emulated.preflight()
 

@@ -102,7 +102,8 @@ def test_validate_compares_fit_with_replay(tmp_path):
     (["predict", "network.bandwidth=10gbit"], "predict needs network.bandwidth and network.latency"),
     (["predict", "nodes=0", "network.bandwidth=10gbit", "network.latency=5us"], "nodes must be an integer >= 1"),
     (["layers", "model=alexnet"], "no run of model 'alexnet'"),
-    (["scaling", "bogus=1"], "unexpected argument 'bogus=1'"),
+    (["scaling", "bogus=1"], "unknown option 'bogus' for scaling; its options: results_dir= format="),
+    (["scaling", "formt=json"], "unknown option 'formt' for scaling (did you mean 'format'?)"),
 ])
 def test_analysis_bad_input_is_one_line(tmp_path, args, message):
     out = subprocess.run([sys.executable, "-m", "commbench", *args, f"results_dir={tmp_path}"], cwd=REPO,
