@@ -20,15 +20,16 @@ from typing import Any
 VARIANTS = ("bare", "instrumented", "noop")
 
 
-def _register(variant: str, ddp, world: int):
+def _register(variant: str, ddp, world: int, clock):
     """Give the DDP wrapper the variant's hook; returns the counter when commbench's hook is used."""
     from torch.distributed.algorithms.ddp_comm_hooks.debugging_hooks import noop_hook
 
-    from commbench.comm.hooks import ByteCounter, counting_allreduce_hook
+    from commbench.comm.compression import hook_for
+    from commbench.comm.hooks import ByteCounter
 
     if variant == "instrumented":
-        counter = ByteCounter(world, reduce=world > 1)
-        ddp.register_comm_hook(counter, counting_allreduce_hook)
+        counter = ByteCounter(world, reduce=world > 1, clock=clock)
+        ddp.register_comm_hook(*hook_for("none", {}, counter))
         return counter
     if variant == "noop":
         ddp.register_comm_hook(None, noop_hook)
@@ -36,26 +37,33 @@ def _register(variant: str, ddp, world: int):
 
 
 def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
-    """Per variant, step times of the slowest rank (rank 0 returns them)."""
-    from commbench.stats import elementwise_max
+    """Per variant, step times of the slowest rank (rank 0 returns them). The instrumented variant
+    does all of a run's per-step bookkeeping (split and buffer spans) too."""
+    from commbench.comm.clocks import clock_for
     from commbench.comm.group import gather_to_rank0, join_group
-    from commbench.worker import step_figures, step_fn, wrap_model
+    from commbench.stats import elementwise_max
+    from commbench.worker import BufferBroadcasts, step_figures, step_fn, wrap_model
 
     rank, world, device = join_group(cfg)
+    clock = clock_for(device)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for _ in range(cfg["rounds"]):
         for variant in VARIANTS:
             _, ddp = wrap_model(cfg, device)
-            counter = _register(variant, ddp, world)
-            step = step_fn(cfg, ddp, device, rank)
+            counter = _register(variant, ddp, world, clock)
+            buffers = BufferBroadcasts(ddp, clock) if counter is not None else None
+            step = step_fn(cfg, ddp, device, rank, clock)
             for i in range(cfg["warmup"] + cfg["steps"]):
                 if counter is not None:
                     counter.start_step()
-                t0, t1, t2, _loss = step()
+                stamps, _loss = step()
                 if counter is not None:
-                    step_figures(t0, t1, t2, counter.end_step(), reduced=counter.reduce)
+                    fig = step_figures(clock, stamps, counter.end_step(), *reversed(buffers.take()))
+                    elapsed = fig["step"]
+                else:
+                    [elapsed] = clock.seconds(stamps[0], [stamps[3]])
                 if i >= cfg["warmup"]:
-                    times[variant].append(t2 - t0)
+                    times[variant].append(elapsed)
     gathered = gather_to_rank0(times)
     if gathered is None:
         return None

@@ -6,7 +6,8 @@ from typing import Any
 
 from commbench.comm.wire import wire_overhead
 from commbench.results.store import base_record
-from commbench.stats import layer_bytes, slowest_rank, summarize
+from commbench.comm.schemes import collective_of
+from commbench.stats import layer_bytes, per_step, summarize
 
 
 def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
@@ -19,11 +20,10 @@ def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> d
         "params": rank0["params"],
         **summary,
         "per_step": {
-            "step_time_s": slowest_rank(ranks, "step"),
-            "compute_time_s": slowest_rank(ranks, "compute"),
-            "comm_time_s": slowest_rank(ranks, "comm"),
+            **per_step(ranks),
             "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
         },
+        "trace": trace(ranks, plan.compression),
         **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"]),
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
         "layer_bytes": layer_bytes(rank0["buckets"]),
@@ -40,6 +40,19 @@ def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> d
         # What Ray costs around the training loop: start-up of actors, workers and process group.
         "ray_overhead_s": timings["run_s"] - max(r["train_loop_s"] for r in ranks),
     }
+
+
+def trace(ranks: list[dict[str, Any]], compression: str) -> dict[str, Any]:
+    """The step trace (README, "The step trace"): per rank the medians of forward, backward compute,
+    codec and optimizer time and each bucket's ready offset from backward start; the buckets in the
+    order their hooks ran, with payload, dtype and collective."""
+    rank0 = ranks[0]
+    by_index = {b["index"]: b for b in rank0["buckets"]}
+    order = rank0.get("hook_order") or sorted(by_index)
+    collective = collective_of(compression)
+    return {"buckets": [{"index": i, "payload_bytes": by_index[i]["payload_bytes"], "dtype": by_index[i]["dtype"],
+                         "collective": collective} for i in order],
+            "ranks": [{"rank": r["rank"], **r["trace"]} for r in ranks]}
 
 
 def compression_figures(buckets: list[dict[str, Any]], payload: int) -> dict[str, Any]:

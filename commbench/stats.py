@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from commbench.split import STEP_FIELDS, step_split
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
@@ -41,18 +43,21 @@ def elementwise_max(series: list[list[float]]) -> list[float]:
     return [max(values) for values in zip(*series)]
 
 
-def slowest_rank(ranks: list[dict[str, Any]], key: str) -> list[float]:
-    return elementwise_max([[s[key] for s in r["steps"]] for r in ranks])
+def per_step(ranks: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """The split of every timed step over all ranks (split.step_split), as one series per field."""
+    steps = [step_split(list(at)) for at in zip(*(r["steps"] for r in ranks))]
+    return {name: [s[name] for s in steps] for name in STEP_FIELDS}
 
 
 def summarize(ranks: list[dict[str, Any]], nodes: int, batch_size: int) -> dict[str, Any]:
-    """Median and p90 over steps of the per-step maximum over ranks."""
+    """Median and p90 over steps of each field of the per-step split; the bytes every rank agreed on."""
+    series = per_step(ranks)
     out: dict[str, Any] = {}
-    for key, name in (("step", "step_time"), ("compute", "compute_time"), ("comm", "comm_time"),
-                      ("span", "comm_span")):
-        series = slowest_rank(ranks, key)
-        out[f"{name}_s"] = percentile(series, 50)
-        out[f"{name}_p90_s"] = percentile(series, 90)
+    for name, values in series.items():
+        out[name] = percentile(values, 50)
+        out[name.removesuffix("_s") + "_p90_s"] = percentile(values, 90)
+    # Earlier names of exposed communication, kept for readers of older records.
+    out["comm_time_s"], out["comm_time_p90_s"] = out["exposed_comm_s"], out["exposed_comm_p90_s"]
     payload, gathered = (the_same(ranks, key) for key in ("payload", "gather_payload"))
     out["grad_bytes_per_step"] = payload
     out["sent_bytes_per_step"] = ring_sent_bytes(payload - gathered, nodes) + ring_gather_sent_bytes(gathered, nodes)

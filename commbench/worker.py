@@ -15,12 +15,15 @@ from typing import Any, Callable
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from commbench.comm.clocks import clock_for
 from commbench.comm.compression import hook_for
 from commbench.comm.group import gather_to_rank0, join_group
 from commbench.comm.hooks import ByteCounter, StepComm
 from commbench.comm.wire import interface_bytes, interface_mtu
 from commbench.host import available_cores
 from commbench.models import build_model, count_params
+from commbench.split import rank_split
+from commbench.stats import percentile
 
 
 def layer_name(param_name: str) -> str:
@@ -28,19 +31,31 @@ def layer_name(param_name: str) -> str:
     return param_name.rsplit(".", 1)[0] if "." in param_name else param_name
 
 
-def count_buffer_broadcasts(ddp: DDP) -> list[int]:
-    """Wrap DDP's buffer broadcast so the bytes it sends each forward are counted, not hidden."""
-    # Private: DDP has no hook for its buffer sync; this one instance's method is wrapped (tests/test_bytes.py
-    # pins it to the torch range in pyproject.toml), never DDP's class or torch.distributed.
-    sent: list[int] = []
-    original = ddp._distributed_broadcast_coalesced
+class BufferBroadcasts:
+    """DDP's per-forward buffer broadcast, counted (bytes) and stamped (start, end): communication
+    in forward, kept out of compute."""
 
-    def counted(tensors, buffer_size, authoritative_rank=0):
-        sent.append(sum(t.numel() * t.element_size() for t in tensors))
-        return original(tensors, buffer_size, authoritative_rank)
+    def __init__(self, ddp: DDP, clock) -> None:
+        # Private: DDP has no hook for its buffer sync; this one instance's method is wrapped
+        # (tests/test_bytes.py pins it to the torch range in pyproject.toml), never DDP's class.
+        self.sent: list[int] = []
+        self.spans: list[tuple] = []
+        original = ddp._distributed_broadcast_coalesced
 
-    ddp._distributed_broadcast_coalesced = counted
-    return sent
+        def counted(tensors, buffer_size, authoritative_rank=0):
+            self.sent.append(sum(t.numel() * t.element_size() for t in tensors))
+            start = clock.stamp()
+            out = original(tensors, buffer_size, authoritative_rank)
+            self.spans.append((start, clock.stamp()))
+            return out
+
+        ddp._distributed_broadcast_coalesced = counted
+
+    def take(self) -> tuple[int, list[tuple]]:
+        """This step's bytes and spans."""
+        out = (sum(self.sent), self.spans)
+        self.sent, self.spans = [], []
+        return out
 
 
 def buffer_sync_option(enabled: bool) -> dict[str, bool]:
@@ -71,18 +86,26 @@ def bucket_table(step: StepComm, names: dict[int, str]) -> list[dict[str, Any]]:
     return rows
 
 
-def step_figures(t_start: float, t_backward: float, t_end: float, comm: StepComm,
-                 reduced: bool = True) -> dict[str, float]:
-    """Split one step: communication a rank is blocked on is the wait after its last bucket was ready
-    (none when no collective ran: a single worker's step is all compute, and nothing spans)."""
-    ready = comm.t_last_ready if comm.t_last_ready is not None else t_backward
-    blocked = max(0.0, t_backward - ready) if reduced else 0.0
-    span = 0.0
-    if reduced and comm.t_first_issue is not None and comm.t_last_done is not None:
-        span = max(0.0, comm.t_last_done - comm.t_first_issue)
-    step = t_end - t_start
-    return {"step": step, "comm": blocked, "compute": step - blocked, "span": span,
-            "payload": comm.payload_bytes, "gather_payload": comm.gather_bytes, "collectives": comm.collectives}
+def step_figures(clock, stamps: tuple, comm: StepComm, buffers: list[tuple], buffer_bytes: int) -> dict[str, Any]:
+    """One rank's step in seconds (split.rank_split), with its bytes. stamps: (start, backward start,
+    backward end, end) from `clock`; the one place a step's clock points are resolved."""
+    t0, b0, b1, end = stamps
+    points = [b0, b1, end]
+    for b in comm.buckets:  # a bucket not yet issued or finished by backward's end: at backward's end
+        points += [b.ready, b.issued or b1, b.final or b1]
+    for issue, done in comm.spans:
+        points += [issue, done or b1]
+    for start, stop in buffers:
+        points += [start, stop]
+    secs = iter(clock.seconds(t0, points))
+    b0_s, b1_s, end_s = next(secs), next(secs), next(secs)
+    buckets = [(next(secs), next(secs), next(secs)) for _ in comm.buckets]
+    spans = [(next(secs), next(secs)) for _ in comm.spans]
+    buffer_spans = [(next(secs), next(secs)) for _ in buffers]
+    fig = rank_split(b0_s, b1_s, end_s, buffer_spans, buckets, spans)
+    fig.update(payload=comm.payload_bytes, gather_payload=comm.gather_bytes, collectives=comm.collectives,
+               buffer_bytes=buffer_bytes)
+    return fig
 
 
 def _progress(total: int, rank: int, shown: bool):
@@ -105,24 +128,23 @@ def wrap_model(cfg: dict[str, Any], device: torch.device) -> tuple[torch.nn.Modu
     return model, ddp
 
 
-def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int) -> Callable[[], tuple]:
-    """One training step on a fixed synthetic batch -> (t_start, t_backward_done, t_end, loss)."""
+def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int, clock) -> Callable[[], tuple]:
+    """One training step on a fixed synthetic batch -> ((start, backward start, backward end, end), loss),
+    stamps of `clock`: no synchronize inside the step on a GPU."""
     images, labels = synthetic_batch(cfg, cfg["model_kwargs"].get("num_classes", 1000), device, rank)
     loss_fn = torch.nn.CrossEntropyLoss()
     # Default: a small plain-SGD step (random labels with momentum blow the loss up on some models).
     opt = torch.optim.SGD(ddp.parameters(), lr=cfg.get("lr", 1e-3), momentum=cfg.get("momentum", 0.0))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def step() -> tuple[float, float, float, torch.Tensor]:
-        t0 = time.perf_counter()
+    def step() -> tuple[tuple, torch.Tensor]:
+        t0 = clock.stamp()
         loss = loss_fn(ddp(images), labels)
         opt.zero_grad(set_to_none=False)
+        b0 = clock.stamp()
         loss.backward()  # returns once DDP has waited for every bucket's collective
-        sync()
-        t1 = time.perf_counter()
+        b1 = clock.stamp()
         opt.step()
-        sync()
-        return t0, t1, time.perf_counter(), loss
+        return (t0, b0, b1, clock.stamp()), loss
 
     return step
 
@@ -134,10 +156,11 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     attempt = started_attempt(cfg) if rank == 0 else None
     model, ddp = wrap_model(cfg, device)
     names = {id(p): n for n, p in model.named_parameters()}
-    counter = ByteCounter(world, reduce=world > 1)
+    clock = clock_for(device)
+    counter = ByteCounter(world, reduce=world > 1, clock=clock)
     ddp.register_comm_hook(*hook_for(cfg["compression"], cfg["compression_params"], counter))
-    buffer_sends = count_buffer_broadcasts(ddp) if world > 1 else []
-    step = step_fn(cfg, ddp, device, rank)
+    buffers = BufferBroadcasts(ddp, clock)
+    step = step_fn(cfg, ddp, device, rank, clock)
 
     total = cfg["warmup"] + cfg["steps"]
     bar = _progress(total, rank, cfg.get("progress", False))
@@ -149,13 +172,11 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         if i == cfg["warmup"] and ifname:
             wire_before = interface_bytes(ifname)
         counter.start_step()
-        n_buf = len(buffer_sends)
-        t0, t1, t2, loss = step()
+        stamps, loss = step()
         last = counter.end_step()
+        buffer_bytes, buffer_spans = buffers.take()
         if i >= cfg["warmup"]:
-            fig = step_figures(t0, t1, t2, last, reduced=counter.reduce)
-            fig["buffer_bytes"] = sum(buffer_sends[n_buf:])
-            figures.append(fig)
+            figures.append(step_figures(clock, stamps, last, buffer_spans, buffer_bytes))
             losses.append(loss.item())
         if bar is not None:
             bar.update(1)
@@ -172,10 +193,12 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         "params": count_params(model),
         "setup_s": t_first_step - t_enter,
         "steps": figures,
+        "trace": rank_trace(figures),
         "attempt": attempt,
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "buckets": bucket_table(last, names),
+        "hook_order": [b.index for b in last.buckets],
         "wire": None if not wire_after else {
             "interface": ifname, "mtu": interface_mtu(ifname),
             "tx_per_step": (wire_after["tx"] - wire_before["tx"]) / cfg["steps"],
@@ -184,6 +207,13 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     mine["train_loop_s"] = time.perf_counter() - t_enter
     gathered = gather_to_rank0(mine)
     return None if gathered is None else {"ranks": gathered, "world_size": world}
+
+
+def rank_trace(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """This rank's step profile, medians over the timed steps: the trace a replay or a prediction uses."""
+    med = {k: percentile([f[k] for f in figures], 50) for k in ("forward", "backward", "codec", "optimizer")}
+    offsets = [percentile(list(col), 50) for col in zip(*(f["ready_offsets"] for f in figures))]
+    return {**{f"{k}_s": v for k, v in med.items()}, "ready_offsets_s": offsets}
 
 
 def started_attempt(cfg: dict[str, Any]) -> int:

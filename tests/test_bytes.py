@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from commbench.comm.hooks import ByteCounter, counting_allreduce_hook
+from commbench.comm.hooks import ByteCounter, counting_allreduce_hook, timed
 from commbench.models import build_model, count_params
 from commbench.stats import layer_bytes, ring_sent_bytes, summarize
 from tests.ddp_harness import run_workers, spawn, worker_config
@@ -84,14 +84,35 @@ def _hook_averages_gradients() -> bool:
     model.zero_grad()
     ddp = DDP(model)
     counter = ByteCounter(world)
-    ddp.register_comm_hook(counter, counting_allreduce_hook)
+    ddp.register_comm_hook(counter, timed(counting_allreduce_hook, counter))
     counter.start_step()
     ddp(x[rank]).sum().backward()
     step = counter.end_step()
     params = sum(p.numel() for p in model.parameters())
     ok = all(torch.allclose(p.grad, m, atol=1e-6) for p, m in zip(model.parameters(), mean))
-    return ok and step.payload_bytes == 4 * params and step.t_last_done >= step.t_first_issue
+    [bucket] = step.buckets
+    stamped = bucket.ready <= bucket.issued <= bucket.final and all(done >= issue for issue, done in step.spans)
+    return ok and step.payload_bytes == bucket.payload_bytes == 4 * params and stamped
 
 
 def test_counting_hook_is_a_correct_all_reduce():
     assert spawn(_hook_averages_gradients, 3) is True
+
+
+def test_the_wrapped_private_ddp_method_exists_in_the_admitted_torch():
+    """BufferBroadcasts wraps DistributedDataParallel._distributed_broadcast_coalesced on one instance;
+    pyproject.toml admits only torch releases checked to have it (the buffer test above shows it is
+    called in every forward)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    deps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    [spec] = [d for d in deps if d.startswith("torch>")]
+    low, high = re.fullmatch(r"torch>=([\d.]+),<([\d.]+)", spec).groups()
+    version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+    assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split(".")))
+    assert (low, high) == ("2.4", "2.15")  # widen only after checking the method in the new releases
+    assert callable(getattr(DDP, "_distributed_broadcast_coalesced", None))

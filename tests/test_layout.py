@@ -91,7 +91,7 @@ LAYERS = [
     ("commbench.results",),
     ("commbench.netmodel",),
     ("commbench.config", "commbench.options", "commbench.units", "commbench.errors", "commbench.host",
-     "commbench.stats"),
+     "commbench.stats", "commbench.split"),
 ]
 
 

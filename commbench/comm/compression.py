@@ -23,13 +23,14 @@ import torch
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-from commbench.comm.hooks import ByteCounter, counting_allreduce_hook
+from commbench.comm.hooks import ByteCounter, counting_allreduce_hook, timed
 
 Future = torch.futures.Future
 
 # ---------------------------------------------------------------- torch's hooks, counted
 class CountingDist:
-    """torch.distributed as torch's PowerSGD hook module sees it, with each all_reduce counted."""
+    """torch.distributed as torch's PowerSGD hook module sees it, with each all_reduce counted and its
+    completion stamped."""
 
     def __init__(self, counter: ByteCounter):
         self._counter = counter
@@ -38,25 +39,21 @@ class CountingDist:
         return getattr(dist, name)
 
     def all_reduce(self, tensor: torch.Tensor, *args: Any, **kwargs: Any):
-        self._counter.issued(tensor)
-        return dist.all_reduce(tensor, *args, **kwargs)
+        span = self._counter.issued(tensor)
+        return StampedWork(dist.all_reduce(tensor, *args, **kwargs), self._counter.done_of(span))
 
 
-def counted(hook: Callable, counter: ByteCounter) -> Callable:
-    """Note the bucket, its payload and the end of its communication around a hook whose collectives
-    CountingDist counts. The payload is exact with one bucket in flight, as PowerSGD runs here."""
+class StampedWork:
+    """An async collective's Work whose future stamps its completion (PowerSGD calls get_future())."""
 
-    def run(state, bucket) -> torch.futures.Future[torch.Tensor]:
-        seen = counter.bucket_ready(bucket)
-        before = counter.step.payload_bytes
+    def __init__(self, work, done: Callable) -> None:
+        self._work, self._done = work, done
 
-        def finished(fut: Future) -> torch.Tensor:
-            seen.payload_bytes = counter.step.payload_bytes - before
-            return counter.done(fut)
+    def get_future(self) -> Future:
+        return self._work.get_future().then(self._done)
 
-        return hook(state, bucket).then(finished)
-
-    return run
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._work, name)
 
 
 POWERSGD = "torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook"
@@ -87,7 +84,7 @@ def powersgd(counter: ByteCounter, params: dict[str, Any]) -> tuple[Any, Callabl
         process_group=counter.group, matrix_approximation_rank=params["rank"],
         start_powerSGD_iter=params["start_iter"], min_compression_rate=params["min_compression_rate"],
         use_error_feedback=True, warm_start=True, random_seed=0)
-    return state, counted(module.powerSGD_hook, counter)
+    return state, timed(module.powerSGD_hook, counter, late_collectives=True)
 
 
 # ---------------------------------------------------------------- top-k and int8: all-gather hooks
@@ -98,13 +95,11 @@ class TopKState:
     residuals: dict[int, torch.Tensor] = field(default_factory=dict)  # error feedback per bucket
 
 
-def gather_and_average(counter: ByteCounter, seen, grad: torch.Tensor, parts: list[torch.Tensor],
+def gather_and_average(counter: ByteCounter, grad: torch.Tensor, parts: list[torch.Tensor],
                        add: Callable[..., Any]) -> torch.futures.Future[torch.Tensor]:
     """All-gather this rank's encoded `parts`, then set `grad` (the bucket) to the mean over ranks of
-    what add(grad, *a rank's parts) decodes into it. The bucket's payload is what was gathered."""
-    before = counter.step.payload_bytes
+    what add(grad, *a rank's parts) decodes into it."""
     gathered = torch.futures.collect_all([counter.all_gather(part) for part in parts])
-    seen.payload_bytes = counter.step.payload_bytes - before
 
     def decode(fut) -> torch.Tensor:
         per_part = [f.value() for f in fut.value()]  # per part, every rank's tensor
@@ -119,7 +114,6 @@ def gather_and_average(counter: ByteCounter, seen, grad: torch.Tensor, parts: li
 def topk_hook(state: TopKState, bucket) -> torch.futures.Future[torch.Tensor]:
     """Send the k = ceil(ratio x n) largest-magnitude entries (plus what earlier steps left out)."""
     counter = state.counter
-    seen = counter.bucket_ready(bucket)
     grad = bucket.buffer()
     residual = state.residuals.get(bucket.index())
     if residual is not None and residual.numel() != grad.numel():
@@ -130,31 +124,30 @@ def topk_hook(state: TopKState, bucket) -> torch.futures.Future[torch.Tensor]:
     values = acc[index]
     acc[index] = 0
     state.residuals[bucket.index()] = acc
-    return gather_and_average(counter, seen, grad, [values, index.to(torch.int32)],
+    return gather_and_average(counter, grad, [values, index.to(torch.int32)],
                               lambda g, v, i: g.index_add_(0, i.long(), v))
 
 
 def int8_hook(counter: ByteCounter, bucket) -> torch.futures.Future[torch.Tensor]:
     """Send the bucket as int8 with one fp32 scale."""
-    seen = counter.bucket_ready(bucket)
     grad = bucket.buffer()
     scale = (grad.abs().max() / 127).clamp(min=torch.finfo(torch.float32).tiny).reshape(1)
     quantized = torch.round(grad / scale).to(torch.int8)
-    return gather_and_average(counter, seen, grad, [quantized, scale], lambda g, q, s: g.add_(q.to(g.dtype) * s))
+    return gather_and_average(counter, grad, [quantized, scale], lambda g, q, s: g.add_(q.to(g.dtype) * s))
 
 
 def hook_for(name: str, params: dict[str, Any], counter: ByteCounter) -> tuple[Any, Callable]:
-    """(state, hook) for DDP.register_comm_hook."""
+    """(state, hook) for DDP.register_comm_hook; every hook timed (hooks.timed), its codec included."""
     if name == "none":
-        return counter, counting_allreduce_hook
+        return counter, timed(counting_allreduce_hook, counter)
     if name == "fp16":
-        return counter, default_hooks.fp16_compress_wrapper(counting_allreduce_hook)
+        return counter, timed(default_hooks.fp16_compress_wrapper(counting_allreduce_hook), counter)
     if name == "bf16":
-        return counter, default_hooks.bf16_compress_wrapper(counting_allreduce_hook)
+        return counter, timed(default_hooks.bf16_compress_wrapper(counting_allreduce_hook), counter)
     if name == "powersgd":
         return powersgd(counter, params)
     if name == "topk":
-        return TopKState(counter, params["ratio"]), topk_hook
+        return TopKState(counter, params["ratio"]), timed(topk_hook, counter)
     if name == "int8":
-        return counter, int8_hook
+        return counter, timed(int8_hook, counter)
     raise ValueError(f"unknown compression {name!r}")
