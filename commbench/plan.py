@@ -99,13 +99,16 @@ def _optional(check, name: str, value: Any):
 
 
 def writable_dir(path: str | os.PathLike) -> str:
-    """Create `path` if needed and prove it is writable without touching any results file."""
+    """Prove `path` can hold results without creating it (a refused run writes nothing) or touching
+    any results file: the folder itself if it exists, else the nearest folder above it that does."""
     if not isinstance(path, (str, os.PathLike)):  # results_dir=[1]: Path() would raise TypeError
         raise PlanError(f"results_dir must be a folder path, got {path!r}")
     target = Path(path).expanduser().resolve()
+    existing = next(p for p in (target, *target.parents) if p.exists())
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise PlanError(f"results_dir {str(target)!r} is not writable: {exc.strerror or exc}") from None
@@ -149,6 +152,12 @@ def _network(cfg_network: Mapping[str, Any], cluster_kind: str) -> dict[str, flo
     if given and cluster_kind != "emulated":
         raise PlanError(f"network.{given[0]} shapes links only with cluster=emulated "
                         f"(this run's cluster is {cluster_kind})")
+    if out["latency_s"] or out["loss_percent"]:  # said now, before Hydra or the cluster write anything
+        from commbench.cluster.netns import netem_available
+
+        if not netem_available():
+            raise PlanError("network.latency/network.loss need the netem qdisc, which this kernel lacks "
+                            "(rate shaping with network.bandwidth works)")
     return out
 
 
@@ -212,7 +221,11 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
     nodes = _positive_int("nodes", cfg.get("nodes"))
     steps = _positive_int("steps", cfg.get("steps"))
-    warmup = _positive_int("warmup", cfg.get("warmup"), minimum=0)
+    try:
+        warmup = _positive_int("warmup", cfg.get("warmup"))
+    except PlanError as exc:  # DDP rebuilds its buckets after the first step: timing it records another layout
+        raise PlanError(f"{exc}: DDP rebuilds its gradient buckets after the first step, so a timed first step "
+                        "would record one bucket instead of the real layout") from None
     batch_size = _positive_int("batch_size", cfg.get("batch_size"))
     image_size = _positive_int("image_size", cfg.get("image_size"))
     seed = _positive_int("seed", cfg.get("seed"), minimum=0)
@@ -225,6 +238,9 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     cluster_kind = _cluster_kind(cluster)
     network = _network(cfg.get("network"), cluster_kind)
     bucket_cap_mb = _positive_float("ddp.bucket_cap_mb", ddp.get("bucket_cap_mb", 25))
+    if compression == "topk" and warmup < 2:
+        raise PlanError(f"compression=topk needs warmup >= 2, got {warmup}: its error feedback is rebuilt with "
+                        "DDP's buckets after step 1, so the first timed step would send without it")
     if compression == "powersgd":
         bucket_cap_mb = schemes.SINGLE_BUCKET_MB  # one bucket: see comm/compression.py
         if warmup < compression_params["start_iter"]:

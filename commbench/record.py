@@ -7,7 +7,7 @@ from typing import Any
 from commbench.comm.wire import wire_overhead
 from commbench.results.store import base_record
 from commbench.comm.schemes import collective_of
-from commbench.stats import layer_bytes, per_step, summarize
+from commbench.stats import layer_bytes, per_step, ring_sent_bytes, summarize
 
 
 def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
@@ -24,7 +24,8 @@ def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> d
             "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
         },
         "trace": trace(ranks, plan.compression),
-        **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"]),
+        **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"], summary["sent_bytes_per_step"],
+                              plan.nodes),
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
         "layer_bytes": layer_bytes(rank0["buckets"]),
         "attempts": rank0.get("attempt", 1),  # > 1: Ray restarted the run; these figures are the last attempt's
@@ -55,10 +56,14 @@ def trace(ranks: list[dict[str, Any]], compression: str) -> dict[str, Any]:
             "ranks": [{"rank": r["rank"], **r["trace"]} for r in ranks]}
 
 
-def compression_figures(buckets: list[dict[str, Any]], payload: int) -> dict[str, Any]:
-    """The fp32 gradient bytes a step would send uncompressed, and the ratio to what it sent."""
+def compression_figures(buckets: list[dict[str, Any]], payload: int, sent: int, nodes: int) -> dict[str, Any]:
+    """The fp32 gradient bytes a step would hand to collectives uncompressed, and the ratios to what it
+    handed over (payload) and to what each rank sent at this N: an all-gather scheme's bytes sent grow
+    with N-1, a ring all-reduce's stay under 2x, so the second ratio shrinks as N grows."""
     fp32 = 4 * sum(b["numel"] for b in buckets)
-    return {"uncompressed_bytes_per_step": fp32, "compression_ratio": fp32 / payload if payload else None}
+    fp32_sent = ring_sent_bytes(fp32, nodes)
+    return {"uncompressed_bytes_per_step": fp32, "compression_ratio": fp32 / payload if payload else None,
+            "sent_compression_ratio": fp32_sent / sent if sent else None}
 
 
 def wire_figures(ranks: list[dict[str, Any]], sent: int) -> dict[str, Any]:

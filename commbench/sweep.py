@@ -18,7 +18,7 @@ def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
     """A finished cell in one line."""
     scheme = "" if record.get("compression", "none") == "none" else f" compression={record['compression']}"
     text = (f"{record['model']} nodes={record['nodes']}{scheme}: {fmt_bytes(record['grad_bytes_per_step'])}/step, "
-            f"step {fmt_ms(record['step_time_s'])} (comm {fmt_ms(record['comm_time_s'])}), "
+            f"step {fmt_ms(record['step_time_s'])} (exposed comm {fmt_ms(record['comm_time_s'])}), "
             f"{record['throughput']:.1f} samples/s")
     if record["nodes"] == 1:
         return text + ", the E(N) baseline"
@@ -51,9 +51,10 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
                     for layer, n in largest_first(r.get("layer_bytes") or {}).items()]),
     }
     if rows:
-        cols = ["model", "nodes", "throughput", "efficiency", "step_time_s", "compute_time_s", "exposed_comm_s",
-                "grad_bytes_per_step", "sent_bytes_per_step", "regime"]
-        tables["scaling"] = (cols, [[r[c] for c in cols] for r in rows])
+        cols = ["series", "model", "nodes", "throughput", "efficiency", "step_time_s", "compute_time_s",
+                "codec_time_s", "exposed_comm_s", "optimizer_time_s", "grad_bytes_per_step", "sent_bytes_per_step",
+                "regime"]
+        tables["scaling"] = (cols, [[r.get(c) for c in cols] for r in rows])
     if validation:
         cols = ["model", "nodes", "payload_bytes", "measured_s", "predicted_s", "error"]
         tables["measured_vs_predicted"] = (cols, [[v[c] for c in cols] for v in validation])
@@ -67,14 +68,16 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
 
 def summary_lines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Line charts against nodes, one line per scaling series (a model, or a model's variant)."""
+    from commbench.results.scaling import headline_rows
     from commbench.sinks.charts import series
 
     groups = series(rows)
+    _, where = headline_rows(rows)
     def spec(key: str, scale: float, title: str) -> dict[str, Any]:
         pts = [[(r["nodes"], scale * r[key]) for r in g if r[key] is not None] for _, g in groups]
         return {"keys": [label for label, _ in groups], "xs": [[n for n, _ in p] for p in pts],
                 "ys": [[v for _, v in p] for p in pts], "title": title}
-    return {"efficiency_vs_nodes": spec("efficiency", 1.0, "Scaling efficiency E(N) vs nodes"),
+    return {"efficiency_vs_nodes": spec("efficiency", 1.0, f"E(N) vs nodes: {where}"),
             "comm_time_vs_nodes": spec("exposed_comm_s", 1e3, "Exposed comm time per step (ms) vs nodes")}
 
 

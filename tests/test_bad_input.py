@@ -86,7 +86,7 @@ def one_line(message: str) -> bool:
 def assert_valid(plan: RunPlan, results_dir: str | None = None) -> None:
     """What every RunPlan make_plan returns must satisfy, whatever it was given."""
     assert isinstance(plan, RunPlan)
-    for name, low in (("nodes", 1), ("steps", 1), ("warmup", 0), ("batch_size", 1), ("image_size", 1),
+    for name, low in (("nodes", 1), ("steps", 1), ("warmup", 1), ("batch_size", 1), ("image_size", 1),
                       ("seed", 0), ("workers_per_node", 1)):
         value = getattr(plan, name)
         assert type(value) is int and value >= low, (name, value)

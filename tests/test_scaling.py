@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run(model, nodes, thr, step, compute, comm, span, **extra):
     return {"model": model, "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "status": "ok",
             "throughput": thr, "step_time_s": step, "compute_time_s": compute, "comm_time_s": comm,
-            "comm_span_s": span, "grad_bytes_per_step": 400, "sent_bytes_per_step": 0 if nodes == 1 else 700,
+            "comm_busy_s": span, "overlap_s": max(0.0, span - comm), "grad_bytes_per_step": 400, "sent_bytes_per_step": 0 if nodes == 1 else 700,
             "batch_size": 8, "image_size": 64, "compression": "none", "cluster_kind": "local",
             "worker_hosts": ["vm"], "host_cpus": 2, "threads_per_worker": 1, **extra}
 
@@ -49,9 +49,13 @@ def test_projected_efficiency_from_replay():
 
 
 def test_regime_says_when_workers_share_cores():
-    assert regime(RUNS[2]) == "4/host, 2 cores, shared"
-    assert regime({**RUNS[0], "nodes": 1}) == "1/host, 2 cores"
-    assert regime({**RUNS[2], "worker_hosts": ["a", "b", "c", "d"]}) == "1/host x 4 hosts, 2 cores"
+    assert regime(RUNS[2]) == "4 workers on 2 cores over loopback: CPU-bound, not a network measurement"
+    assert regime(RUNS[1]) == "2 workers on 2 cores over loopback: no network crossed"
+    assert regime(RUNS[0]) == "1 worker on 2 cores over loopback"
+    assert regime({**RUNS[2], "worker_hosts": ["a", "b", "c", "d"]}) == "4 workers on 4 hosts"
+    emulated = {**RUNS[1], "cluster_kind": "emulated", "bandwidth_bits_per_s": 1e8}
+    assert regime(emulated) == "2 emulated nodes sharing 2 cores, 100 Mbit/s links"
+    assert regime({**emulated, "nodes": 4}).endswith("100 Mbit/s links: CPU-bound, not a network measurement")
 
 
 def commbench_json(*args):

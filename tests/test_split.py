@@ -10,7 +10,7 @@ import pytest
 
 from commbench.split import minus, rank_split, step_split, union
 from commbench.stats import percentile
-from tests.ddp_harness import spawn, worker_config
+from tests.ddp_harness import spawn
 
 
 def test_intervals():

@@ -1,4 +1,4 @@
-"""Aggregation of per-rank step figures: median/p90 over steps of the slowest rank, ring bytes."""
+"""Aggregation of per-rank step figures: the per-step split over ranks, median/p90 over steps, ring bytes."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ def test_ring_sends_two_n_minus_one_over_n(nodes, sent):
     assert ring_sent_bytes(1000, nodes) == sent
 
 
-def step(t, comm, payload=400, buf=0):
-    return {"step": t, "comm": comm, "compute": t - comm, "span": comm, "payload": payload,
-            "collectives": 1, "buffer_bytes": buf}
+def step(t, wait, payload=400, buf=0, compute=None):
+    """A rank's step split (split.rank_split's fields): forward 0, the rest compute, `wait` exposed."""
+    compute = t - wait if compute is None else compute
+    return {"step": t, "forward": 0.0, "backward": compute, "compute": compute, "codec": 0.0, "buffer": 0.0,
+            "optimizer": 0.0, "wait": wait, "busy": wait, "payload": payload, "collectives": 1, "buffer_bytes": buf}
 
 
 def test_summary_takes_the_slowest_rank_per_step():
@@ -32,9 +34,12 @@ def test_summary_takes_the_slowest_rank_per_step():
         {"steps": [step(1.5, 0.1), step(1.0, 0.9), step(3.5, 0.3, buf=64)]},
     ]
     s = summarize(ranks, nodes=2, batch_size=4)
-    # per-step maxima: step [1.5, 2.0, 3.5], comm [0.5, 0.9, 0.3]
+    # per step: the step is the slowest rank's [1.5, 2.0, 3.5]; compute the larger [1.4, 1.9, 3.2];
+    # exposed = step - compute [0.1, 0.1, 0.3]; imbalance = compute difference [0.9, 1.8, 0.4]
     assert s["step_time_s"] == 2.0 and s["step_time_p90_s"] == pytest.approx(3.2)
-    assert s["comm_time_s"] == 0.5
+    assert s["compute_time_s"] == pytest.approx(1.9)
+    assert s["exposed_comm_s"] == pytest.approx(0.1) == s["comm_time_s"]
+    assert s["imbalance_s"] == pytest.approx(0.9)
     assert s["throughput"] == 2 * 4 / 2.0
     assert (s["grad_bytes_per_step"], s["sent_bytes_per_step"], s["buffer_bytes_per_step"]) == (400, 400, 64)
 

@@ -32,7 +32,8 @@ FAKE_KEY = "x" * 40
 def record(nodes: int = 2) -> dict:
     """A record as runner.build_record makes it (squeezenet's real bucket and top layers)."""
     per_step = {"step_time_s": [0.05, 0.06, 0.055], "compute_time_s": [0.04, 0.045, 0.044],
-                "comm_time_s": [0.01, 0.015, 0.011], "payload_bytes": [4_993_696] * 3}
+                "codec_time_s": [0.001] * 3, "exposed_comm_s": [0.006, 0.012, 0.007], "optimizer_time_s": [0.003] * 3,
+                "payload_bytes": [4_993_696] * 3}
     return {
         "model": "squeezenet", "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "steps": 3, "warmup": 1,
         "batch_size": 4, "image_size": 32, "seed": 0, "use_gpu": False, "bucket_cap_mb": 25.0,
@@ -40,7 +41,7 @@ def record(nodes: int = 2) -> dict:
         "bandwidth_bits_per_s": None, "latency_s": None, "loss_percent": None, "config_hash": f"hash{nodes}",
         "status": "ok", "params": 1_248_424, "grad_bytes_per_step": 4_993_696, "sent_bytes_per_step": 4_993_696,
         "buffer_bytes_per_step": 0, "collectives_per_step": 1, "step_time_s": 0.055, "step_time_p90_s": 0.059,
-        "compute_time_s": 0.044, "comm_time_s": 0.011, "comm_time_p90_s": 0.0142, "comm_span_s": 0.012,
+        "compute_time_s": 0.044, "comm_time_s": 0.007, "comm_time_p90_s": 0.0142, "exposed_comm_s": 0.007,
         "throughput": 145.45, "per_step": per_step,
         "buckets": [{"index": 0, "dtype": "float32", "numel": 1_248_424, "payload_bytes": 4_993_696, "params": 52}],
         "layer_bytes": {"classifier.1": 2_052_000, "features.12.expand3x3": 589_824, "features.0": 56_832},
@@ -97,11 +98,12 @@ def test_offline_run_holds_the_records_values(tmp_path):
     per = rec["per_step"]
     assert [h["step/step_time_s"] for h in run["history"]] == per["step_time_s"]
     assert [h["step/compute_time_s"] for h in run["history"]] == per["compute_time_s"]
-    assert [h["step/comm_time_s"] for h in run["history"]] == per["comm_time_s"]
+    for key in ("codec_time_s", "exposed_comm_s", "optimizer_time_s"):
+        assert [h[f"step/{key}"] for h in run["history"]] == per[key], key
     assert [h["step/payload_bytes"] for h in run["history"]] == per["payload_bytes"]
     assert [h["step/throughput"] for h in run["history"]] == pytest.approx([8 / t for t in per["step_time_s"]])
     # Summary: the record's medians and byte counts, the efficiency, the mean wire bytes.
-    for key in ("params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s", "comm_time_s",
+    for key in ("params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s", "exposed_comm_s",
                 "throughput", "wire_ratio"):
         assert run["summary"][key] == rec[key], key
     assert run["summary"]["efficiency"] == 0.75
@@ -139,9 +141,10 @@ def test_summary_run_tables_and_images(tmp_path):
                                                                         "summary-multirun-x")
     tables = summary["tables"]
     assert tables["bytes_vs_params"]["data"] == [["squeezenet", 1_248_424, 4_993_696]]
-    scaling = {row[1]: dict(zip(tables["scaling"]["columns"], row)) for row in tables["scaling"]["data"]}
+    columns = tables["scaling"]["columns"]
+    scaling = {row[columns.index("nodes")]: dict(zip(columns, row)) for row in tables["scaling"]["data"]}
     assert scaling[2]["efficiency"] == pytest.approx(150.0 / (2 * 100.0))
-    assert scaling[2]["exposed_comm_s"] == 0.011
+    assert scaling[2]["exposed_comm_s"] == 0.007
     assert tables["layers"]["data"][0] == ["squeezenet", "classifier.1", 2_052_000]
     # wandb.plot.line_series: one line per series, x = nodes.
     eff = tables["efficiency_vs_nodes_table"]["data"]

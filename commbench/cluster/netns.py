@@ -4,6 +4,7 @@ namespaces (and the bridge) this package created."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -38,6 +39,7 @@ def preflight() -> None:
             raise ClusterError(f"cluster=emulated needs `{tool}` (Debian: apt-get install {package})")
 
 
+@functools.cache  # the kernel's qdiscs do not change while commbench runs
 def netem_available() -> bool:
     """Is the netem qdisc (delay, loss) built into this kernel? Tried on a throwaway namespace's lo."""
     probe = f"cbprobe{os.getpid()}"

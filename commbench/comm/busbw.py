@@ -45,7 +45,7 @@ def busbw_loop(cfg: dict[str, Any]) -> list[dict[str, Any]] | None:
             t0 = time.perf_counter()
             dist.all_reduce(tensor)
             if device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(device)
             if i >= cfg["warmup_iters"]:
                 times.append(time.perf_counter() - t0)
         mine.append(times)

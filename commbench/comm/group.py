@@ -23,8 +23,21 @@ def join_group(cfg: dict[str, Any]) -> tuple[int, int, torch.device]:
     """This worker's rank, world size and device; threads sized to the cores it shares."""
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(threads_for(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg["use_gpu"] else "cpu")
+    device = gpu_device() if cfg["use_gpu"] else torch.device("cpu")
     return rank, world, device
+
+
+def gpu_device() -> torch.device:
+    """The GPU Ray Train assigned this worker (its CUDA_VISIBLE_DEVICES may not start at LOCAL_RANK),
+    made current, so every synchronize(device) and event is on it; cuda:LOCAL_RANK outside Ray Train."""
+    try:
+        from ray.train.torch import get_device
+
+        device = get_device()
+    except (ImportError, RuntimeError, ValueError):  # not inside a Ray Train worker (the test harness)
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    torch.cuda.set_device(device)
+    return device
 
 
 def gather_to_rank0(mine: Any) -> list[Any] | None:

@@ -36,7 +36,7 @@ def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         for t in tensors:
             counter.all_reduce(t).wait()
         if device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t0
         step = counter.end_step()
         if i >= cfg["warmup_iters"]:

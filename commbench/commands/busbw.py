@@ -16,6 +16,12 @@ COMMAND = Command("busbw", "All-reduce time, algbw and busbw over message sizes 
                   run_options=True, examples=("busbw nodes=4", "busbw nodes=2 cluster=emulated network.bandwidth=100mbit"))
 
 
+def size_units(argv: list[str]) -> str:
+    """Print sizes as they were asked: decimal where a size was given in kB/MB/GB, else binary (KiB...)."""
+    asked = [a.partition("=")[2].lower() for a in argv if a.startswith(("min_bytes=", "max_bytes="))]
+    return "decimal" if any(a.rstrip("b").endswith(("k", "m", "g")) for a in asked) else "binary"
+
+
 def main(argv: list[str]) -> None:
     from commbench.comm.busbw import busbw_loop, message_sizes
     from commbench.netmodel import busbw, fit_alpha_beta
@@ -35,6 +41,6 @@ def main(argv: list[str]) -> None:
     for row in rows:
         row["algbw"], row["busbw"] = busbw(row["bytes"], row["time_s"], plan.nodes)
     fit = fit_alpha_beta([r["bytes"] for r in rows], [r["time_s"] for r in rows], plan.nodes) if len(rows) > 1 else None
-    record = {**collective_record(plan, "busbw"), "rows": rows, "fit": fit}
+    record = {**collective_record(plan, "busbw"), "rows": rows, "fit": fit, "size_units": size_units(argv)}
     append_record(path_of(plan.results_dir, "busbw"), record)
     emit(record, opts["format"], lambda: busbw_table(record))

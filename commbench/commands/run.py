@@ -124,6 +124,9 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
         wandb_log.check(wandb)  # before Ray starts: say now that W&B will not work
     except wandb_log.WandbConfigError as exc:
         fail(str(exc))
+    if plan.steps < 5:
+        print(f"commbench: warning: steps={plan.steps}: a p90 over fewer than 5 timed steps is not meaningful",
+              file=sys.stderr)
     announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...")
     try:
         record = runner.run(plan)

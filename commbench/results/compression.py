@@ -50,8 +50,9 @@ def compression_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "model": r["model"], "nodes": r["nodes"], "scheme": scheme_label(r),
                 "compression_params": r.get("compression_params") or {},
                 "grad_bytes_per_step": r["grad_bytes_per_step"], "sent_bytes_per_step": r["sent_bytes_per_step"],
-                "ratio": fp32 / r["grad_bytes_per_step"], "collectives_per_step": r["collectives_per_step"],
-                "comm_time_s": r["comm_time_s"], "comm_span_s": r.get("comm_span_s"), "step_time_s": r["step_time_s"],
+                "ratio": fp32 / r["grad_bytes_per_step"],
+                "sent_ratio": r.get("sent_compression_ratio"), "collectives_per_step": r["collectives_per_step"],
+                "comm_time_s": r["comm_time_s"], "comm_busy_s": r.get("comm_busy_s"), "codec_time_s": r.get("codec_time_s"), "step_time_s": r["step_time_s"],
                 "loss_first": r["loss_first"], "loss_last": r["loss_last"], "steps": r["steps"],
                 "bucket_cap_mb": setup.value(r, "bucket_cap_mb"),
             })

@@ -24,16 +24,55 @@ def latest_per_nodes(records: Iterable[dict[str, Any]]) -> dict[str, dict[int, d
     return series
 
 
-def regime(record: dict[str, Any]) -> str:
-    """Where the number comes from: workers sharing a machine's cores measure contention too."""
+def cpu_bound(record: dict[str, Any]) -> bool:
+    """More torch threads on a machine than it has cores: the workers measure contention."""
     hosts = max(1, len(record.get("worker_hosts") or [1]))
-    per_host = -(-record["nodes"] // hosts)
-    text = f"{per_host}/host" + (f" x {hosts} hosts" if hosts > 1 else "")
     cores = record.get("host_cpus")
-    if cores:
-        text += f", {cores} cores" + (", shared" if per_host * record.get("threads_per_worker", 1) > cores else "")
+    threads = record.get("threads_per_worker") or 1
+    return bool(cores) and -(-record["nodes"] // hosts) * threads > cores
+
+
+def network_measured(record: dict[str, Any]) -> bool:
+    """Did the collectives cross a network (emulated links or several hosts), not loopback?"""
+    return setup.value(record, "cluster_kind") == "emulated" or len(record.get("worker_hosts") or []) > 1
+
+
+def series_label(record: dict[str, Any]) -> str:
+    """The model, and what sets its series apart where that is not the default: scheme and its main
+    parameter, link, threads, batch."""
+    from commbench.results.compression import scheme_label
+
+    parts = [record["model"]]
+    if setup.value(record, "compression") != "none":
+        parts.append(scheme_label(record))
+    if record.get("bandwidth_bits_per_s"):
+        parts.append(f"{record['bandwidth_bits_per_s'] / 1e6:g} Mbit/s")
+    if (record.get("threads_per_worker") or 1) != 1:
+        parts.append(f"{record['threads_per_worker']} threads")
+    if record.get("batch_size") not in (None, 8):
+        parts.append(f"batch {record['batch_size']}")
+    return " ".join(parts)
+
+
+def regime(record: dict[str, Any]) -> str:
+    """What a measured E(N) stands for, in plain words: the first thing an output shows."""
+    n, cores = record["nodes"], record.get("host_cpus")
+    hosts = max(1, len(record.get("worker_hosts") or [1]))
+    on = f"{cores} cores" if cores else "one machine"
+    if setup.value(record, "cluster_kind") == "emulated":
+        text = f"{n} emulated node{'s' * (n > 1)} sharing {on}"
+    elif hosts > 1:
+        text = f"{n} workers on {hosts} hosts"
+    else:
+        text = f"{n} worker{'s' * (n > 1)} on {on}"
     if record.get("bandwidth_bits_per_s"):
         text += f", {record['bandwidth_bits_per_s'] / 1e6:g} Mbit/s links"
+    elif hosts == 1 and setup.value(record, "cluster_kind") == "local":
+        text += " over loopback"
+    if cpu_bound(record):
+        return text + ": CPU-bound, not a network measurement"
+    if not network_measured(record) and n > 1:
+        return text + ": no network crossed"
     return text
 
 
@@ -62,13 +101,18 @@ def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, 
                 "step_time_s": r["step_time_s"],
                 "compute_time_s": r["compute_time_s"],
                 "exposed_comm_s": r["comm_time_s"],
-                # Collective time hidden behind backward: how long the all-reduces ran minus the exposed part.
-                "overlap_s": max(0.0, r.get("comm_span_s", 0.0) - r["comm_time_s"]),
+                "codec_time_s": r.get("codec_time_s"),
+                "optimizer_time_s": r.get("optimizer_time_s"),
+                "imbalance_s": r.get("imbalance_s"),
+                # Collective time hidden behind compute: busy time of the collectives minus the exposed part.
+                "overlap_s": r.get("overlap_s"),
                 "grad_bytes_per_step": r["grad_bytes_per_step"],
                 "sent_bytes_per_step": r["sent_bytes_per_step"],
                 "replay_comm_s": comm,
                 "projected_efficiency": efficiency(base["compute_time_s"], comm) if base and comm is not None else None,
+                "series": series_label(r),
                 "regime": regime(r),
+                "network_measured": network_measured(r) and not cpu_bound(r),
             })
     return rows
 
@@ -84,3 +128,14 @@ def efficiency_of(record: dict[str, Any], earlier: Iterable[dict[str, Any]]) -> 
 def efficiency_against(record: dict[str, Any], base: dict[str, Any] | None) -> float | None:
     """E(N) = throughput(N) / (N x throughput(1)) with `base` the nodes=1 run; None without one."""
     return record["throughput"] / (record["nodes"] * base["throughput"]) if base else None
+
+
+def headline_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The rows the efficiency chart shows, and its title: series measured over a network (emulated or
+    several hosts, not CPU-bound) where there are any, else all, said to be no network measurement."""
+    over_network = {r["series"] for r in rows if r["network_measured"]}
+    if over_network:
+        return [r for r in rows if r["series"] in over_network], "Scaling efficiency over a network"
+    if any("CPU-bound" in r["regime"] for r in rows):
+        return rows, "Scaling efficiency on one machine: CPU-bound, not a network measurement"
+    return rows, "Scaling efficiency on one machine over loopback: no network crossed"

@@ -11,8 +11,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter  # noqa: E402
 
+from commbench.results.scaling import headline_rows  # noqa: E402
 from commbench.stats import largest_first  # noqa: E402
 
 TOP_LAYERS = 15
@@ -20,21 +21,28 @@ DPI = 120
 
 
 def series(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """scaling_rows grouped into series (rows come per series, nodes ascending). A model with
-    several series (other batch size, link...) gets a numbered label."""
+    """scaling_rows grouped into series (rows come per series, nodes ascending), each labelled by its
+    model and what sets it apart (scheme, link, threads, batch); a label still shared gets a number."""
     groups: list[list[dict[str, Any]]] = []
     for row in rows:
-        if groups and groups[-1][-1]["model"] == row["model"] and groups[-1][-1]["nodes"] < row["nodes"]:
+        if groups and groups[-1][-1]["series"] == row["series"] and groups[-1][-1]["nodes"] < row["nodes"]:
             groups[-1].append(row)
         else:
             groups.append([row])
     seen: dict[str, int] = {}
     out = []
     for group in groups:
-        model = group[0]["model"]
-        seen[model] = seen.get(model, 0) + 1
-        out.append((model if seen[model] == 1 else f"{model} ({seen[model]})", group))
+        label = group[0]["series"]
+        seen[label] = seen.get(label, 0) + 1
+        out.append((label if seen[label] == 1 else f"{label} ({seen[label]})", group))
     return out
+
+
+def plain_log(axis) -> None:
+    """A log axis with plain labels at 1, 2, 5 x 10^k (matplotlib's default mixes 2x10^2, 100, 6x10^1)."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def legend(ax) -> None:
@@ -87,11 +95,14 @@ def plot_bytes_vs_params(newest: dict[str, dict[str, Any]], path: Path) -> Path:
     label_y = spread([math.log10(y) for y in ys], gap)
     ax.set_ylim(10 ** min(lo, min(label_y) - gap), 10 ** max(hi, max(label_y) + gap))
     ax.set_xlim(min(xs) / 3, max(xs) * 15)
+    schemes = {m: newest[m].get("compression") or "none" for m in models}
     for model, x, y, ly in zip(models, xs, ys, label_y):
-        ax.annotate(f"{model} ({y / 1e6:.1f} MB)", (x, y), xytext=(x * 3, 10 ** ly), fontsize=9, va="center",
-                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6})
+        scheme = "" if schemes[model] == "none" else f", compression={schemes[model]}"
+        ax.annotate(f"{model} ({y / 1e6:.1f} MB{scheme})", (x, y), xytext=(x * 3, 10 ** ly), fontsize=9,
+                    va="center", arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6})
     ax.set_xlabel("parameters")
-    ax.set_ylabel("gradient bytes per step (fp32 payload)")
+    all_fp32 = set(schemes.values()) == {"none"}
+    ax.set_ylabel("gradient bytes per step (" + ("fp32 payload)" if all_fp32 else "payload; fp32 unless marked)"))
     big, small = claim_pair(newest)
     title = "Gradient bytes per step vs model size"
     if big is not small:
@@ -106,25 +117,29 @@ def measured_nodes(rows: list[dict[str, Any]]) -> list[int]:
     return sorted({r["nodes"] for r in rows})
 
 
-def plot_efficiency(rows: list[dict[str, Any]], path: Path) -> Path:
+def plot_efficiency(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """E(N) per series; None (nothing written) when no series has a nodes=1 baseline."""
+    rows, title = headline_rows(rows)
+    drawn = [(label, [(r["nodes"], 100 * r["efficiency"]) for r in group if r["efficiency"] is not None])
+             for label, group in series(rows)]
+    drawn = [(label, pts) for label, pts in drawn if pts]
+    if not drawn:
+        return None
     fig, ax = plt.subplots(figsize=(7, 5))
-    for label, group in series(rows):
-        pts = [(r["nodes"], 100 * r["efficiency"]) for r in group if r["efficiency"] is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
+    for label, pts in drawn:
+        ax.plot(*zip(*pts), marker="o", label=label)
+    nodes = sorted({n for _, pts in drawn for n, _ in pts})
     ax.set_xscale("log", base=2)
-    ax.set_xticks(measured_nodes(rows), [str(n) for n in measured_nodes(rows)])
+    ax.set_xticks(nodes, [str(n) for n in nodes])
     ax.minorticks_off()
     ax.set_ylim(0, 105)
     ax.yaxis.set_major_formatter(PercentFormatter())
     ax.set_xlabel("nodes N (data-parallel ranks)")
     ax.set_ylabel("scaling efficiency E(N) = thr(N) / (N x thr(1))")
-    regimes = {r["regime"] for r in rows}
-    ax.set_title("Scaling efficiency" + (f" ({regimes.pop()})" if len(regimes) == 1 else ""))
-    if len(regimes) > 1:  # the regime changes with N: say how, under the chart
-        note = "regime: " + "; ".join(f"N={n}: {g}" for n, g in sorted({(r["nodes"], r["regime"]) for r in rows}))
-        fig.text(0.5, 0.01, textwrap.fill(note, 110), ha="center", va="bottom", fontsize=8, color="0.3")
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+    ax.set_title(textwrap.fill(title, 60))
+    note = "regime: " + "; ".join(f"N={n}: {g}" for n, g in sorted({(r["nodes"], r["regime"]) for r in rows}))
+    fig.text(0.5, 0.01, textwrap.fill(note, 110), ha="center", va="bottom", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     ax.grid(True, alpha=0.3)
     legend(ax)
     return save(fig, path)
@@ -146,7 +161,7 @@ def plot_comm_time(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.minorticks_off()
     if log_y:
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        plain_log(ax.yaxis)
     ax.set_xlabel("nodes N (data-parallel ranks)")
     ax.set_ylabel("exposed communication time per step (ms)")
     ax.set_title("Exposed gradient communication per step")
@@ -185,6 +200,7 @@ def plot_compression(rows: list[dict[str, Any]], path: Path) -> Path:
     for y, (v, note) in enumerate(zip(mb, notes)):
         ax.annotate(f"{v:.3g} MB ({note})", (v, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_xlim(min(mb) / 2, max(mb) * 30)  # room for the notes
+    plain_log(ax.xaxis)
     ax.set_xlabel("bytes handed to collectives per step (MB, log)")
     where = f"{settings[0][0]} on {settings[0][1]} workers, " if one else ""
     ax.set_title(f"Gradient compression: bytes per step and loss reached\n({where}{rows[0]['steps']} timed steps)")

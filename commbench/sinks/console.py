@@ -40,8 +40,7 @@ def run_table(record: dict[str, Any], top_layers: int = 5) -> Table:
         ("sent per rank / step", fmt_bytes(record["sent_bytes_per_step"]) + sent_note),
         ("buffer broadcast / step", fmt_bytes(record["buffer_bytes_per_step"])),
         ("step time median / p90", f"{fmt_ms(record['step_time_s'])} / {fmt_ms(record['step_time_p90_s'])}"),
-        ("compute time median", fmt_ms(record["compute_time_s"])),
-        ("blocked on comm median / p90", f"{fmt_ms(record['comm_time_s'])} / {fmt_ms(record['comm_time_p90_s'])}"),
+        *split_rows(record),
         ("throughput", f"{record['throughput']:.1f} samples/s"),
         ("top layers by bytes", ", ".join(
             f"{layer} {share:.0%}" for layer, share in layer_shares(record, top_layers))),
@@ -50,6 +49,23 @@ def run_table(record: dict[str, Any], top_layers: int = 5) -> Table:
     for what, value in rows:
         table.add_row(what, value)
     return table
+
+
+def split_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The step split (medians; each timed step adds up exactly in per_step), and what hid behind it."""
+    if "exposed_comm_s" not in record:  # a record from before the split
+        return [("compute / comm median", f"{fmt_ms(record['compute_time_s'])} / {fmt_ms(record['comm_time_s'])}")]
+    return [
+        ("  compute (forward + backward)", f"{fmt_ms(record['compute_time_s'])} "
+                                           f"({fmt_ms(record['forward_time_s'])} + {fmt_ms(record['backward_time_s'])})"),
+        ("  codec", fmt_ms(record["codec_time_s"])),
+        ("  exposed comm median / p90", f"{fmt_ms(record['exposed_comm_s'])} / {fmt_ms(record['exposed_comm_p90_s'])}"
+                                        + (f" (buffer broadcast {fmt_ms(record['buffer_time_s'])})"
+                                           if record.get("buffer_time_s") else "")),
+        ("  optimizer", fmt_ms(record["optimizer_time_s"])),
+        ("comm busy / hidden behind compute", f"{fmt_ms(record['comm_busy_s'])} / {fmt_ms(record['overlap_s'])}"),
+        ("imbalance (max - min compute)", fmt_ms(record["imbalance_s"])),
+    ]
 
 
 def layer_shares(record: dict[str, Any], top: int) -> list[tuple[str, float]]:
@@ -90,17 +106,35 @@ def _opt_ms(value: float | None) -> str:
     return "-" if value is None else fmt_ms(value)
 
 
+def fmt_size(n: float, binary: bool) -> str:
+    """Bytes in the units the sizes were asked in: 16 MiB stays 16 MiB, 16 MB stays 16 MB."""
+    units = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)) if binary else (("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
+    for unit, scale in units:
+        if abs(n) >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n:.0f} B"
+
+
 def busbw_table(record: dict[str, Any]) -> Table:
-    table = _table(f"all-reduce bus bandwidth, {record['nodes']} ranks (busbw = algbw x 2(N-1)/N)",
-                   [("size", "right"), ("iters", "right"), ("time", "right"), ("algbw", "right"), ("busbw", "right")])
+    """Like nccl-tests: size, count, type, time (us), algbw and busbw (GB/s)."""
+    binary = record.get("size_units", "binary") == "binary"
+    table = _table(f"all-reduce (sum), {record['nodes']} ranks: busbw = algbw x 2(N-1)/N",
+                   [("size (B)", "right"), ("size", "right"), ("count", "right"), ("type", "left"),
+                    ("iters", "right"), ("time (us)", "right"), ("algbw (GB/s)", "right"), ("busbw (GB/s)", "right")])
     for r in record["rows"]:
-        table.add_row(fmt_bytes(r["bytes"]), str(r["iters"]), f"{r['time_s'] * 1e6:,.1f} us",
-                      f"{fmt_bytes(r['algbw'])}/s", f"{fmt_bytes(r['busbw'])}/s")
+        table.add_row(f"{r['bytes']:,}", fmt_size(r["bytes"], binary), f"{r['bytes'] // 4:,}", "float",
+                      str(r["iters"]), f"{r['time_s'] * 1e6:,.1f}", f"{r['algbw'] / 1e9:.3f}", f"{r['busbw'] / 1e9:.3f}")
+    notes = []
     fit = record.get("fit")
     if fit:
-        table.caption = (f"ring fit T(n) = 2(N-1) alpha + 2(N-1)/N n beta: alpha {fit['alpha_s'] * 1e6:.1f} us, "
-                         f"1/beta {fit['bandwidth_bits_per_s'] / 1e9:.2f} Gbit/s, r2 {fit['r2']:.4f}, "
-                         f"max error {fit['max_rel_error']:.1%}")
+        notes.append(f"ring fit T(n) = 2(N-1) alpha + 2(N-1)/N n beta: alpha {fit['alpha_s'] * 1e6:.1f} us, "
+                     f"1/beta {fit['bandwidth_bits_per_s'] / 8e9:.3f} GB/s, r2 {fit['r2']:.4f}, "
+                     f"max error {fit['max_rel_error']:.1%}")
+    iters = [r["iters"] for r in record["rows"]]
+    if iters and min(iters) < max(iters):
+        notes.append("sizes above 8 MiB ran fewer iterations (iters x 8 MiB / size, at least 3) so that the "
+                     "largest messages do not dominate the sweep's time")
+    table.caption = "\n".join(notes) or None
     return table
 
 
@@ -115,18 +149,23 @@ def replay_table(record: dict[str, Any]) -> Table:
 
 
 def scaling_table(rows: list[dict[str, Any]]) -> Table:
-    table = _table("scaling: E(N) = throughput(N) / (N x throughput(1)); step = compute + exposed comm", [
-        ("model", "left"), ("N", "right"), ("samples/s", "right"), ("E(N)", "right"), ("step", "right"),
-        ("compute", "right"), ("exposed comm", "right"), ("overlap", "right"), ("replay comm", "right"),
-        ("projected E", "right"), ("measured with", "left")])
+    from commbench.results.scaling import headline_rows
+
+    _, where = headline_rows(rows)
+    regimes = "; ".join(f"N={n}: {g}" for n, g in sorted({(r["nodes"], r["regime"]) for r in rows}))
+    table = _table(f"{where}\n{regimes}\nE(N) = throughput(N) / (N x throughput(1)); "
+                   "step = compute + codec + exposed comm + optimizer", [
+        ("series", "left"), ("N", "right"), ("samples/s", "right"), ("E(N)", "right"), ("step", "right"),
+        ("compute", "right"), ("codec", "right"), ("exposed comm", "right"), ("optimizer", "right"),
+        ("hidden comm", "right"), ("imbalance", "right"), ("replay comm", "right"), ("projected E", "right")])
     table.columns[0].no_wrap = True
     for r in rows:
-        table.add_row(r["model"], str(r["nodes"]), f"{r['throughput']:.1f}", _pct(r["efficiency"]),
-                      fmt_ms(r["step_time_s"]), fmt_ms(r["compute_time_s"]), fmt_ms(r["exposed_comm_s"]),
-                      fmt_ms(r["overlap_s"]), _opt_ms(r["replay_comm_s"]), _pct(r["projected_efficiency"]),
-                      r["regime"])
-    table.caption = ("overlap: collective time hidden behind backward; projected E: compute(1) / (compute(1) + "
-                     "replayed comm(N)), the efficiency without training's CPU contention")
+        table.add_row(r["series"], str(r["nodes"]), f"{r['throughput']:.1f}", _pct(r["efficiency"]),
+                      fmt_ms(r["step_time_s"]), fmt_ms(r["compute_time_s"]), _opt_ms(r["codec_time_s"]),
+                      fmt_ms(r["exposed_comm_s"]), _opt_ms(r["optimizer_time_s"]), _opt_ms(r["overlap_s"]),
+                      _opt_ms(r["imbalance_s"]), _opt_ms(r["replay_comm_s"]), _pct(r["projected_efficiency"]))
+    table.caption = ("medians over steps; hidden comm: collective busy time that overlapped compute; imbalance: "
+                     "slowest minus fastest rank's compute; projected E: compute(1) / (compute(1) + replayed comm(N))")
     return table
 
 
@@ -173,18 +212,27 @@ def validate_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
+
+
 def compression_table(rows: list[dict[str, Any]]) -> Table:
     first = rows[0] if rows else {"model": "-", "nodes": "-", "steps": "-"}
     table = _table(f"compression: {first['model']} on {first['nodes']} workers, {first['steps']} timed steps",
                    [("scheme", "left"), ("payload / step", "right"), ("vs fp32", "right"), ("sent / rank", "right"),
-                    ("collectives", "right"), ("comm (exposed)", "right"), ("comm span", "right"),
-                    ("step", "right"), ("loss first -> last", "right")])
+                    ("sent vs fp32", "right"), ("collectives", "right"), ("codec", "right"),
+                    ("exposed comm", "right"), ("step", "right"), ("loss first -> last", "right"),
+                    ("buckets", "left")])
     table.columns[0].no_wrap = True
+    caps = {r["bucket_cap_mb"] for r in rows}
     for r in rows:
+        buckets = f"one ({r['scheme'].split()[0]} runs so)" if len(caps) > 1 and r["bucket_cap_mb"] != min(caps) else \
+            f"{r['bucket_cap_mb']:g} MB cap"
         table.add_row(r["scheme"], fmt_bytes(r["grad_bytes_per_step"]), f"{r['ratio']:.1f}x",
-                      fmt_bytes(r["sent_bytes_per_step"]), str(r["collectives_per_step"]), fmt_ms(r["comm_time_s"]),
-                      _opt_ms(r["comm_span_s"]), fmt_ms(r["step_time_s"]),
-                      f"{r['loss_first']:.3f} -> {r['loss_last']:.3f}")
+                      fmt_bytes(r["sent_bytes_per_step"]), _ratio(r["sent_ratio"]), str(r["collectives_per_step"]),
+                      _opt_ms(r["codec_time_s"]), fmt_ms(r["comm_time_s"]), fmt_ms(r["step_time_s"]),
+                      f"{r['loss_first']:.3f} -> {r['loss_last']:.3f}", buckets)
     table.caption = ("payload: bytes handed to collectives (all-reduce, or all-gather for topk/int8); sent: per rank "
-                     "in a ring; comm span: first collective issued to last done; loss on each worker's fixed batch")
+                     "in a ring at this N (an all-gather's grows with N-1); codec: encoding and exposed decoding; "
+                     "loss on each worker's fixed batch")
     return table

@@ -46,7 +46,7 @@ def run_panels() -> list[Any]:
         wr.ScatterPlot(title="Scaling efficiency E(N) per run", x=wr.Config("nodes"),
                        y=wr.SummaryMetric("efficiency"), log_x=True, layout=wr.Layout(x=12, y=0, w=12, h=9)),
         wr.ScatterPlot(title="Exposed comm time per step (s) per run", x=wr.Config("nodes"),
-                       y=wr.SummaryMetric("comm_time_s"), log_x=True, layout=wr.Layout(x=0, y=9, w=12, h=9)),
+                       y=wr.SummaryMetric("exposed_comm_s"), log_x=True, layout=wr.Layout(x=0, y=9, w=12, h=9)),
         wr.CustomChart(query={"summaryTable": {"tableKey": "layers"}}, chart_name="wandb/bar/v0",
                        chart_fields={"label": "layer", "value": "grad_bytes"},
                        chart_strings={"title": "Gradient bytes per layer"}, layout=wr.Layout(x=12, y=9, w=12, h=9)),

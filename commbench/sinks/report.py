@@ -11,9 +11,9 @@ from typing import Any
 
 from commbench.results import setup
 from commbench.results.compression import compression_rows
-from commbench.results.scaling import scaling_rows
 from commbench.results.store import records_of
 from commbench.results.validation import validation_rows
+from commbench.results.scaling import headline_rows, scaling_rows
 from commbench.sinks.charts import (measured_nodes, plot_bytes_vs_params, plot_comm_time, plot_compression,
                                     plot_efficiency, plot_layers, series)
 
@@ -79,8 +79,11 @@ def validation_md(rows: list[dict[str, Any]]) -> list[str]:
 def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs: list[Path],
             checked: list[dict[str, Any]] = (), compressed: list[dict[str, Any]] = ()) -> str:
     nodes = measured_nodes(rows)
-    head = ["model", "params", "MB/step"] + [h for n in nodes for h in (f"comm N={n} (ms)", f"E({n})")]
-    lines = ["# commbench report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["series", "params", "MB/step"] + [h for n in nodes for h in (f"comm N={n} (ms)", f"E({n})")]
+    _, where = headline_rows(rows)
+    regimes = sorted({(r["nodes"], r["regime"]) for r in rows})
+    lines = ["# commbench report", "", f"**{where}.** " + "; ".join(f"N={n}: {g}" for n, g in regimes), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, group in series(rows):
         by_n = {r["nodes"]: r for r in group}
         params = newest[group[0]["model"]]["params"]
@@ -90,10 +93,9 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
             cells.append(f"{1e3 * r['exposed_comm_s']:.2f}" if r else "-")
             cells.append(f"{100 * r['efficiency']:.1f}%" if r and r["efficiency"] is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    regimes = sorted({(r["nodes"], r["regime"]) for r in rows})
-    lines += ["", "MB = 10^6 bytes of fp32 gradient payload; comm = exposed communication time per step; "
-              "E(N) = throughput(N) / (N x throughput(1)).", "",
-              "Regimes: " + "; ".join(f"N={n}: {g}" for n, g in regimes), ""]
+    lines += ["", "MB = 10^6 bytes of gradient payload per step (fp32 unless the series names a scheme); comm = "
+              "exposed communication time per step; E(N) = throughput(N) / (N x throughput(1)), against the "
+              "nodes=1 run of the same setup (threads per worker included).", ""]
     lines += validation_md(list(checked))
     lines += compression_md(list(compressed))
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
@@ -127,8 +129,8 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     pngs = [plot_bytes_vs_params(newest, out / "bytes_vs_params.png")]
     if rows:  # scaling_rows needs a throughput
-        pngs += [plot_efficiency(rows, out / "efficiency_vs_nodes.png"),
-                 plot_comm_time(rows, out / "comm_time_vs_nodes.png")]
+        pngs += [p for p in (plot_efficiency(rows, out / "efficiency_vs_nodes.png"),
+                             plot_comm_time(rows, out / "comm_time_vs_nodes.png")) if p is not None]
     if layers:
         pngs.append(plot_layers(layers[0], layers[1], out / f"layers_{layers[0]}.png"))
     compressed = compression_rows(records)

@@ -197,27 +197,40 @@ def run_tags(record: dict[str, Any]) -> list[str]:
             f"compression={record.get('compression', 'none')}"]
 
 
+STEP_KEYS = ("step_time_s", "forward_time_s", "backward_time_s", "compute_time_s", "codec_time_s",
+             "exposed_comm_s", "optimizer_time_s", "imbalance_s", "comm_busy_s", "overlap_s")
+
+
 def step_rows(record: dict[str, Any]) -> list[dict[str, float]]:
-    """W&B history: one row per timed step (slowest rank), under step/ so the summary's medians
-    keep the plain names."""
+    """W&B history: one row per timed step (the split over all ranks), under step/ so the summary's
+    medians keep the plain names."""
     per = record["per_step"]
     samples = record["nodes"] * record["batch_size"]
-    payloads = per.get("payload_bytes") or [record["grad_bytes_per_step"]] * len(per["step_time_s"])
-    return [{"step/payload_bytes": payload, "step/step_time_s": step, "step/compute_time_s": compute,
-             "step/comm_time_s": comm, "step/throughput": samples / step if step > 0 else 0.0}
-            for payload, step, compute, comm in zip(payloads, per["step_time_s"], per["compute_time_s"],
-                                                    per["comm_time_s"])]
+    steps = len(per["step_time_s"])
+    payloads = per.get("payload_bytes") or [record["grad_bytes_per_step"]] * steps
+    rows = []
+    for i in range(steps):
+        row = {f"step/{k}": per[k][i] for k in STEP_KEYS if k in per}
+        step = per["step_time_s"][i]
+        row.update({"step/payload_bytes": payloads[i], "step/throughput": samples / step if step > 0 else 0.0})
+        rows.append(row)
+    return rows
 
 
 SUMMARY_KEYS = (
     "model", "nodes", "compression", "cluster_kind", "params", "grad_bytes_per_step", "sent_bytes_per_step",
-    "buffer_bytes_per_step", "collectives_per_step", "step_time_s", "step_time_p90_s", "compute_time_s",
-    "comm_time_s", "comm_time_p90_s", "comm_span_s", "throughput", "wire_ratio", "config_hash",
+    "buffer_bytes_per_step", "collectives_per_step", "step_time_s", "step_time_p90_s", "forward_time_s",
+    "backward_time_s", "compute_time_s", "codec_time_s", "exposed_comm_s", "exposed_comm_p90_s", "comm_time_s",
+    "comm_time_p90_s", "optimizer_time_s", "imbalance_s", "comm_busy_s", "overlap_s", "throughput", "wire_ratio",
+    "threads_per_worker", "config_hash",
 )
 
 
 def run_summary(record: dict[str, Any], efficiency: float | None) -> dict[str, Any]:
+    from commbench.results.scaling import regime
+
     out = {k: record[k] for k in SUMMARY_KEYS if record.get(k) is not None}
+    out["regime"] = regime(record)
     wire = record.get("wire_bytes_per_step")
     if wire:
         out["wire_bytes_per_step"] = sum(wire) / len(wire)  # mean over nodes' interfaces
