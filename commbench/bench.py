@@ -58,7 +58,7 @@ def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
                     counter.start_step()
                 stamps, _loss = step()
                 if counter is not None:
-                    fig = step_figures(clock, stamps, counter.end_step(), *reversed(buffers.take()))
+                    fig = step_figures(clock, stamps, counter.end_step(), *reversed(buffers.take()), counter.reduce)
                     elapsed = fig["step"]
                 else:
                     [elapsed] = clock.seconds(stamps[0], [stamps[3]])

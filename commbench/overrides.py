@@ -17,6 +17,7 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 # Hydra's flags that take a value (the config to use; what to print), and those that only print.
 VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
                "-cd", "--experimental-rerun", "--shell-completion", "-sc")
+INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--version")
 
 
@@ -98,6 +99,15 @@ def check_key(key: str, chosen: dict[str, list[str]]) -> None:
     fail(f"unknown option {key!r}{hint}; python -m commbench --help lists the options")
 
 
+def options_named(value: str) -> list[str]:
+    """The group options a value names: `a`, `a,b`, `choice(a,b)`; none for other sweeps (glob, range)."""
+    if value.startswith("choice(") and value.endswith(")"):
+        value = value[len("choice("):-1]
+    elif "(" in value:
+        return []
+    return [n.strip().strip("'\"") for n in value.split(",") if n.strip()]
+
+
 def precheck(argv: list[str]) -> None:
     """What Hydra would answer with a screenful, or silently accept (+nodez=2), said in one line: bad
     group choices, unknown keys, and a results folder that cannot be written."""
@@ -106,21 +116,21 @@ def precheck(argv: list[str]) -> None:
     pairs = []
     for arg in overrides_of(argv):
         raw_key, sep, value = arg.partition("=")
-        key = raw_key.lstrip("+~")
-        if key.startswith("hydra.") or key == "hydra":
+        key, value = raw_key.lstrip("+~"), value.strip("'\"")
+        if key.startswith(("hydra.", "hydra/")) or key == "hydra":
             continue
-        if raw_key.startswith("+"):
+        if raw_key.startswith("+") and not (raw_key.startswith("++") and key in top_keys() | set(GROUPS)):
             fail(f"{arg!r}: commbench reads no key that '+' could add; set known keys as key=value "
                  "(python -m commbench --help lists them)")
         if not key or (not sep and not raw_key.startswith("~")):
             fail(f"cannot read {arg!r}: write key=value")
         pairs.append((key, value))
-    chosen = {k: [n for n in v.split(",") if n] for k, v in pairs if k in GROUPS and "(" not in v}
+    chosen = {k: options_named(v) for k, v in pairs if k in GROUPS}
     for key, value in pairs:
-        if key in GROUPS and "(" not in value:
-            for name in filter(None, value.split(",")):
+        if key in GROUPS:
+            for name in options_named(value):
                 check_choice(key, name)
-        else:
+        elif not any(key.startswith(f"{g}.") and chosen.get(g) == [] for g in GROUPS):  # a glob(): any option
             check_key(key, chosen)
     results_dir = next((v for k, v in reversed(pairs) if k == "results_dir"),
                        _load(config_files(".")["config"]).get("results_dir"))
@@ -150,11 +160,12 @@ def plan_from(overrides: list[str]):
 def overrides_of(argv: list[str]) -> list[str]:
     """The key=value overrides among Hydra's command-line arguments."""
     out, skip = [], False
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if skip:
             skip = False
-        elif arg.startswith("-"):
-            skip = arg in VALUE_FLAGS
+        elif arg.startswith("-"):  # a flag, and its value if it takes one (--info takes one optionally)
+            skip = arg in VALUE_FLAGS or (arg in ("--info", "-i") and argv[i + 1:i + 2] != []
+                                          and argv[i + 1] in INFO_CHOICES)
         else:
             out.append(arg)
     return out
@@ -177,7 +188,10 @@ def sweep_cells(argv: list[str]) -> list[list[str]]:
             continue
         key = ("+" if o.is_add() else "") + o.key_or_group
         if multirun and o.is_sweep_override():
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+            try:
+                choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+            except HydraException as exc:  # glob() and interval() need Hydra's config loader
+                raise ValueError(f"{o.input_line}: {first_line(exc)}; list the values (a,b,c) or use range()") from None
         else:
             choices.append([o.input_line])
     return [list(cell) for cell in itertools.product(*choices)]

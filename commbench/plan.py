@@ -67,7 +67,9 @@ class RunPlan:
                 "loss_percent": self.loss_percent, "use_gpu": self.use_gpu, "compression": self.compression,
                 "compression_params": self.compression_params, "bucket_cap_mb": self.bucket_cap_mb,
                 "broadcast_buffers": self.broadcast_buffers, "threads_per_worker": self.threads_per_worker,
-                "image_size": self.image_size, "batch_size": self.batch_size, "host": socket.gethostname(),
+                "image_size": self.image_size, "batch_size": self.batch_size,
+                # this machine when the workers run on it; on a cluster the driver's machine says nothing
+                "host": None if self.cluster_address else socket.gethostname(),
                 "host_cpus": None if self.cluster_address else available_cores()}
 
     def worker_config(self) -> dict[str, Any]:
@@ -104,8 +106,8 @@ def writable_dir(path: str | os.PathLike) -> str:
     if not isinstance(path, (str, os.PathLike)):  # results_dir=[1]: Path() would raise TypeError
         raise PlanError(f"results_dir must be a folder path, got {path!r}")
     target = Path(path).expanduser().resolve()
-    existing = next(p for p in (target, *target.parents) if p.exists())
     try:
+        existing = next(p for p in (target, *target.parents) if p.exists())
         if not existing.is_dir():
             raise NotADirectoryError(20, "Not a directory")
         with tempfile.TemporaryFile(dir=existing):

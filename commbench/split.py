@@ -10,7 +10,8 @@ Per rank: forward | backward compute | codec | exposed comm | optimizer partitio
 Across ranks, per step: the step is the slowest rank's; compute (forward + backward), codec and
 optimizer are the rank's with the most compute; exposed = step - compute - codec - optimizer, so the
 split adds up by construction and a slow rank's extra compute is imbalance, not communication.
-busy = the union of the collectives' [issue, done]; overlap = busy - exposed, within [0, busy].
+busy = the union of the collectives' [issue, done] and the buffer broadcasts; overlap = busy - exposed,
+within [0, busy].
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ def minus(interval: Interval, cover: Sequence[Interval]) -> list[Interval]:
 
 
 def rank_split(backward_start: float, backward_end: float, end: float, buffers: Sequence[Interval],
-               buckets: Sequence[tuple[float, float, float]], spans: Sequence[Interval]) -> dict[str, Any]:
+               buckets: Sequence[tuple[float, float, float]], spans: Sequence[Interval],
+               communicated: bool = True) -> dict[str, Any]:
     """One rank's step. buckets: (ready, issued, final) per bucket in hook order; spans: every
-    collective's (issue, done); buffers: the buffer broadcasts' (start, end)."""
+    collective's (issue, done); buffers: the buffer broadcasts' (start, end). Without communication
+    (nodes=1: the hook counts but sends nothing) nothing is exposed: the tail of backward after the
+    last bucket is DDP's own bookkeeping, compute."""
     buffer = length(union(buffers))
     forward = backward_start - buffer
     if buckets:
@@ -67,6 +71,9 @@ def rank_split(backward_start: float, backward_end: float, end: float, buffers: 
         last_ready = last_issue = backward_end
         encode = encode_after_last_ready = 0.0
     backward = last_ready - backward_start - (encode - encode_after_last_ready)
+    if not communicated:
+        backward, spans = backward_end - backward_start - encode, []
+        last_issue = backward_end
     busy = union([*spans, *buffers])
     decode = [piece for b in buckets for piece in minus((b[1], b[2]), busy)]
     codec = encode + length(clip(union(decode), last_issue, backward_end))

@@ -86,15 +86,16 @@ def bucket_table(step: StepComm, names: dict[int, str]) -> list[dict[str, Any]]:
     return rows
 
 
-def step_figures(clock, stamps: tuple, comm: StepComm, buffers: list[tuple], buffer_bytes: int) -> dict[str, Any]:
+def step_figures(clock, stamps: tuple, comm: StepComm, buffers: list[tuple], buffer_bytes: int,
+                 communicated: bool = True) -> dict[str, Any]:
     """One rank's step in seconds (split.rank_split), with its bytes. stamps: (start, backward start,
     backward end, end) from `clock`; the one place a step's clock points are resolved."""
     t0, b0, b1, end = stamps
     points = [b0, b1, end]
-    for b in comm.buckets:  # a bucket not yet issued or finished by backward's end: at backward's end
-        points += [b.ready, b.issued or b1, b.final or b1]
+    for b in comm.buckets:  # a bucket that issued nothing encoded nothing; one not finished: at backward's end
+        points += [b.ready, b.ready if b.issued is None else b.issued, b1 if b.final is None else b.final]
     for issue, done in comm.spans:
-        points += [issue, done or b1]
+        points += [issue, b1 if done is None else done]
     for start, stop in buffers:
         points += [start, stop]
     secs = iter(clock.seconds(t0, points))
@@ -102,7 +103,7 @@ def step_figures(clock, stamps: tuple, comm: StepComm, buffers: list[tuple], buf
     buckets = [(next(secs), next(secs), next(secs)) for _ in comm.buckets]
     spans = [(next(secs), next(secs)) for _ in comm.spans]
     buffer_spans = [(next(secs), next(secs)) for _ in buffers]
-    fig = rank_split(b0_s, b1_s, end_s, buffer_spans, buckets, spans)
+    fig = rank_split(b0_s, b1_s, end_s, buffer_spans, buckets, spans, communicated)
     fig.update(payload=comm.payload_bytes, gather_payload=comm.gather_bytes, collectives=comm.collectives,
                buffer_bytes=buffer_bytes)
     return fig
@@ -176,7 +177,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         last = counter.end_step()
         buffer_bytes, buffer_spans = buffers.take()
         if i >= cfg["warmup"]:
-            figures.append(step_figures(clock, stamps, last, buffer_spans, buffer_bytes))
+            figures.append(step_figures(clock, stamps, last, buffer_spans, buffer_bytes, counter.reduce))
             losses.append(loss.item())
         if bar is not None:
             bar.update(1)

@@ -68,9 +68,20 @@ def train_workers(proc: subprocess.Popen) -> list[int]:
     return [p for p in descendants(proc.pid) if "RayTrainWorker" in cmdline(p)]
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def kill_a_worker_mid_run(proc: subprocess.Popen) -> float:
     workers = wait_for(lambda: len(train_workers(proc)) == 2 and train_workers(proc), 120, "two train workers")
-    time.sleep(5)  # into the timed steps
+    # Into the timed steps, however loaded the machine: a worker has done its imports (~6 s of CPU),
+    # joined the group and built the model once it has used 10 s of CPU; a kill during start-up
+    # would test Ray's start-up failure instead.
+    wait_for(lambda: min(cpu_seconds(p) for p in workers) > 10, 180, "the workers in their timed steps")
     os.kill(max(workers), signal.SIGKILL)
     return time.monotonic()
 

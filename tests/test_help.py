@@ -90,6 +90,19 @@ def test_good_keys_pass(tmp_path):
     precheck(["model=mobilenet_v1", "model.alpha=0.5", "compression=topk", "compression.ratio=0.1",
               "cluster.threads_per_worker=1", "logging.wandb.mode=disabled", f"results_dir={tmp_path}"])
     precheck(["-m", "model=mobilenet_v1,shufflenet_v1", "model.alpha=0.5", f"results_dir={tmp_path}"])
+    # Hydra's own spellings pass: its groups, force-add of a known key, quotes, choice(), --info's value.
+    precheck(["hydra/job_logging=disabled", "++nodes=4", "model='alexnet'", f"results_dir={tmp_path}"])
+    precheck(["-m", "model=choice(mobilenet_v1,resnet50)", "model.alpha=0.5", f"results_dir={tmp_path}"])
+    precheck(["--info", "config", "nodes=2", f"results_dir={tmp_path}"])
+
+
+def test_a_sweep_hydra_cannot_enumerate_here_is_one_line(capsys, tmp_path):
+    from commbench.overrides import checked_cells
+
+    with pytest.raises(SystemExit):
+        checked_cells(["-m", "model=glob(squeeze*)", f"results_dir={tmp_path}"])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("commbench: error: model=glob(squeeze*): ") and "list the values" in line
 
 
 @pytest.mark.parametrize("args, message", [

@@ -89,3 +89,37 @@ def test_empty_or_missing_runs_file_is_a_value_error(tmp_path):
     append_record(tmp_path / "runs.jsonl", {"model": "alexnet", "nodes": 1, "status": "failed"})
     with pytest.raises(ValueError, match="no successful runs"):
         write_report(tmp_path)
+
+
+def test_compressed_series_are_labelled_by_scheme_and_the_regime_comes_first(tmp_path):
+    runs = tmp_path / "runs.jsonl"
+    for nodes, comm in ((1, 0.0), (2, 0.0123)):
+        append_record(runs, run("squeezenet", nodes, comm))
+        append_record(runs, run("squeezenet", nodes, comm, compression="topk", compression_params={"ratio": 0.01},
+                                grad_bytes_per_step=99_880))
+    md = next(p for p in write_report(tmp_path) if p.name == "summary.md").read_text()
+    labels = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| squeezenet")]
+    assert labels == ["squeezenet", "squeezenet topk ratio=0.01"]  # not "squeezenet (2)"
+    first = md.splitlines()[2]
+    assert first.startswith("**Scaling efficiency on one machine over loopback: no network crossed.**")
+    assert "N=2: 2 workers on 2 cores over loopback: no network crossed" in first
+    assert "fp32 unless the series names a scheme" in md
+
+
+def test_no_baseline_no_efficiency_chart(tmp_path):
+    append_record(tmp_path / "runs.jsonl", run("alexnet", 2, 0.01))
+    names = {p.name for p in write_report(tmp_path)}
+    assert "efficiency_vs_nodes.png" not in names and "comm_time_vs_nodes.png" in names
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "efficiency_vs_nodes.png" not in md
+
+
+def test_the_headline_chart_prefers_runs_over_a_network(tmp_path):
+    from commbench.results.scaling import headline_rows, scaling_rows
+
+    emulated = dict(cluster_kind="emulated", bandwidth_bits_per_s=1e8)
+    records = [run("alexnet", 1, 0.0), run("alexnet", 2, 0.01), run("alexnet", 1, 0.0, **emulated),
+               run("alexnet", 2, 0.5, **emulated)]
+    shown, title = headline_rows(scaling_rows(records))
+    assert title == "Scaling efficiency over a network"
+    assert {r["series"] for r in shown} == {"alexnet 100 Mbit/s"}

@@ -93,6 +93,13 @@ def test_replay_never_prices_topk_buckets_as_an_all_reduce(tmp_path, capsys):
     assert inputs["buckets"] == [400] and "record fp32" in inputs["bucket_source"]
 
 
+def test_replay_refuses_powersgd_whose_payload_is_computed_each_step(tmp_path, capsys):
+    plan = plan_from(["model=squeezenet", "nodes=2", "compression=powersgd", f"results_dir={tmp_path}"])
+    with pytest.raises(SystemExit):
+        trace_record(plan, [])
+    assert "compression=powersgd computes its payload anew every step" in capsys.readouterr().err
+
+
 def test_a_bucket_layout_of_another_cap_is_refused_by_name(tmp_path, capsys):
     fill(tmp_path, runs=[{**run("squeezenet", 2, 1, 1, 1, 1, 1), "buckets": BUCKETS, "bucket_cap_mb": 1}])
     with pytest.raises(SystemExit):
@@ -129,3 +136,17 @@ def test_every_record_kind_carries_the_setup_identity(tmp_path):
     for record in (base_record(plan), collective_record(plan, "busbw"), collective_record(plan, "replay")):
         assert set(setup.SETUP) - {"device"} <= set(record), set(setup.SETUP) - set(record)
         assert record["compression"] == "fp16" and record["threads_per_worker"] == 1
+
+
+def test_predict_ranks_by_comm_time_and_efficiency_only_where_compute_is_known():
+    from commbench.commands.predict import ranking
+    from commbench.netmodel import Network
+
+    alexnet_one = {**run("alexnet", 1, 100.0, 0.08, 0.08, 0.0, 0.0), "buckets": [
+        {"index": 0, "dtype": "float32", "numel": 61_100_840, "payload_bytes": 244_403_360, "params": 16}]}
+    rows = ranking([alexnet_one], {"nodes": 8, "batch_size": None}, Network(5e-6, 8 / 10e9))
+    assert [r["comm_s"] for r in rows] == sorted(r["comm_s"] for r in rows)
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["squeezenext"]["comm_s"] < by_model["alexnet"]["comm_s"]
+    assert [m for m, r in by_model.items() if r["efficiency"] is not None] == ["alexnet"]
+    assert rows[-1]["model"] != "squeezenext"  # the smallest payloads are not ranked last for lack of a baseline

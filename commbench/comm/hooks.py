@@ -128,7 +128,8 @@ class ByteCounter:
 def timed(hook: Callable, counter: ByteCounter, late_collectives: bool = False) -> Callable:
     """`hook` with its bucket noted, its payload counted and its ready / issued / final stamps taken.
     The payload is what the hook issued before returning; with `late_collectives` (PowerSGD issues
-    more from its callbacks, one bucket in flight) what was issued until its future finished."""
+    more from its callbacks) what was issued until its future finished, exact only with one bucket in
+    flight: the plan gives PowerSGD a single bucket (schemes.SINGLE_BUCKET_MB)."""
 
     def run(state, bucket) -> torch.futures.Future[torch.Tensor]:
         seen = counter.bucket_ready(bucket)

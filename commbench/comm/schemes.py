@@ -45,6 +45,11 @@ def validate(name: str, params: dict[str, Any]) -> dict[str, Any]:
 ALL_GATHER = frozenset({"topk", "int8"})
 
 
+# Schemes whose recorded buckets a replay can send again as they were: one all-reduce of a known dtype
+# each (PowerSGD's payload is factors computed per step, in several all-reduces).
+REPLAYABLE = frozenset({"none", "fp16", "bf16"})
+
+
 def collective_of(scheme: str) -> str:
     """The collective a scheme's buckets go through."""
     return "all_gather" if scheme in ALL_GATHER else "all_reduce"

@@ -59,7 +59,9 @@ def model_inputs(model: str, runs: list[dict[str, Any]], compression: str, batch
     from commbench.config import model_conf
     from commbench.results import setup
 
-    mine = [r for r in runs if r.get("model") == model and setup.value(r, "compression") == compression]
+    like = {"model": model, "model_kwargs": {"num_classes": 1000, **model_conf(model)}, "compression": compression,
+            "compression_params": {}, "bucket_cap_mb": 25.0}  # the model as conf/ configures it, DDP's buckets
+    mine = setup.matching(runs, like, ("model", "model_kwargs", "compression", "bucket_cap_mb"))
     with_buckets = [r for r in mine if r.get("buckets")]
     trace = with_buckets[-1] if with_buckets else None
     if trace:
@@ -71,7 +73,7 @@ def model_inputs(model: str, runs: list[dict[str, Any]], compression: str, batch
         buckets, bucket_source = [], f"no compression={compression} run"
     ones = [r for r in (setup.matching(mine, trace, setup.COMPUTE) if trace else mine) if r["nodes"] == 1]
     base = ones[-1] if ones else None
-    compute = base["compute_time_s"] * (batch_size or base["batch_size"]) / base["batch_size"] if base else None
+    compute = setup.non_comm_s(base) * (batch_size or base["batch_size"]) / base["batch_size"] if base else None
     return {"buckets": buckets, "bucket_source": bucket_source, "compute_s": compute,
             "compute_source": f"nodes=1 record {base.get('config_hash')} ({setup.describe(base)})" if base else None}
 

@@ -22,11 +22,14 @@ COMMAND = Command("replay", "Replay a recorded run's gradient buckets through al
 
 def trace_record(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The newest run whose buckets are laid out as this plan's would be; one line when there is none."""
-    from commbench.comm.schemes import collective_of
+    from commbench.comm.schemes import REPLAYABLE, collective_of
     from commbench.results import setup
 
     if collective_of(plan.compression) != "all_reduce":
         fail(f"replay issues all-reduces; compression={plan.compression} sends its buckets through all-gathers")
+    if plan.compression not in REPLAYABLE:
+        fail(f"replay sends each recorded bucket as one all-reduce; compression={plan.compression} computes its "
+             f"payload anew every step in several (replayable: {', '.join(sorted(REPLAYABLE))})")
     like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
     of_model = [r for r in runs if r.get("model") == plan.model and r.get("buckets")]
     same = setup.matching(of_model, like, setup.BUCKETS)
@@ -50,6 +53,7 @@ def baseline(runs: list[dict[str, Any]], trace: dict[str, Any]) -> dict[str, Any
 def main(argv: list[str]) -> None:
     from commbench.comm.replay import replay_loop
     from commbench.netmodel import efficiency
+    from commbench.results import setup
     from commbench.results.store import append_record, collective_record, path_of, records_of
     from commbench.sinks.console import replay_table
     from commbench.stats import percentile
@@ -71,7 +75,7 @@ def main(argv: list[str]) -> None:
               "trace_config_hash": trace.get("config_hash"), "bucket_bytes": [b["payload_bytes"] for b in buckets],
               "payload_bytes": payload, "iters": len(out["times_s"]), "comm_time_s": percentile(out["times_s"], 50),
               "comm_time_p90_s": percentile(out["times_s"], 90), "times_s": out["times_s"],
-              "compute_time_1_s": base["compute_time_s"] if base else None}
+              "compute_time_1_s": setup.non_comm_s(base) if base else None}
     record["projected_efficiency"] = (efficiency(record["compute_time_1_s"], record["comm_time_s"])
                                       if record["compute_time_1_s"] else None)
     append_record(path_of(plan.results_dir, "replay"), record)

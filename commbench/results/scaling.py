@@ -109,8 +109,9 @@ def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, 
                 "grad_bytes_per_step": r["grad_bytes_per_step"],
                 "sent_bytes_per_step": r["sent_bytes_per_step"],
                 "replay_comm_s": comm,
-                "projected_efficiency": efficiency(base["compute_time_s"], comm) if base and comm is not None else None,
+                "projected_efficiency": efficiency(setup.non_comm_s(base), comm) if base and comm is not None else None,
                 "series": series_label(r),
+                "series_key": series_key(r),
                 "regime": regime(r),
                 "network_measured": network_measured(r) and not cpu_bound(r),
             })
@@ -133,9 +134,9 @@ def efficiency_against(record: dict[str, Any], base: dict[str, Any] | None) -> f
 def headline_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The rows the efficiency chart shows, and its title: series measured over a network (emulated or
     several hosts, not CPU-bound) where there are any, else all, said to be no network measurement."""
-    over_network = {r["series"] for r in rows if r["network_measured"]}
+    over_network = {r["series_key"] for r in rows if r["network_measured"]}
     if over_network:
-        return [r for r in rows if r["series"] in over_network], "Scaling efficiency over a network"
+        return [r for r in rows if r["series_key"] in over_network], "Scaling efficiency over a network"
     if any("CPU-bound" in r["regime"] for r in rows):
         return rows, "Scaling efficiency on one machine: CPU-bound, not a network measurement"
     return rows, "Scaling efficiency on one machine over loopback: no network crossed"

@@ -25,7 +25,7 @@ def series(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]
     model and what sets it apart (scheme, link, threads, batch); a label still shared gets a number."""
     groups: list[list[dict[str, Any]]] = []
     for row in rows:
-        if groups and groups[-1][-1]["series"] == row["series"] and groups[-1][-1]["nodes"] < row["nodes"]:
+        if groups and groups[-1][-1]["series_key"] == row["series_key"] and groups[-1][-1]["nodes"] < row["nodes"]:
             groups[-1].append(row)
         else:
             groups.append([row])

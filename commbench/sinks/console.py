@@ -181,8 +181,8 @@ def predict_tables(out: dict[str, Any]) -> Group:
     net = out["network"]
     head = (f"{out['model']}: {fmt_bytes(sum(out['buckets']))} in {len(out['buckets'])} bucket(s) ({out['bucket_source']}); "
             f"network alpha {net['alpha_s'] * 1e6:.2f} us, {net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s ({net['source']}); "
-            f"compute {_opt_ms(out['compute_s'])} per step" + ("" if out["compute_s"] is not None else
-                                                               " (unknown: run nodes=1 or give compute_s=)"))
+            f"compute {_opt_ms(out['compute_s'])} per step" + (f" ({out['compute_source']})" if out["compute_s"] is not None
+                                                               else " (unknown: run nodes=1 or give compute_s=)"))
     algorithms = list(out["at_nodes"])
     at = _table(f"predicted at N={out['nodes']}", [("algorithm", "left"), ("comm / step", "right"),
                                                     ("step", "right"), ("efficiency", "right")])
@@ -191,7 +191,8 @@ def predict_tables(out: dict[str, Any]) -> Group:
     by_n = _table("comm time per step (efficiency) by N", [("N", "right")] + [(a, "right") for a in algorithms])
     for row in out["by_nodes"]:
         by_n.add_row(str(row["nodes"]), *(f"{fmt_ms(row[a]['comm_s'])} ({_pct(row[a]['efficiency'])})" for a in algorithms))
-    rank = _table(f"which model scales best here? ring all-reduce at N={out['nodes']}",
+    rank = _table(f"which model's gradients cost least here? ranked by predicted ring comm time at N={out['nodes']}; "
+                  "efficiency only where a nodes=1 record gives the compute time",
                   [("#", "right"), ("model", "left"), ("payload", "right"), ("buckets", "right"),
                    ("comm / step", "right"), ("compute / step", "right"), ("efficiency", "right")])
     for i, r in enumerate(out["ranking"], start=1):
