@@ -22,7 +22,8 @@ def run(model, nodes, comm, **extra):
             "throughput": THROUGHPUT[(model, nodes)], "step_time_s": 0.1, "compute_time_s": 0.08,
             "comm_time_s": comm, "comm_span_s": comm, "layer_bytes": layers, "bandwidth_bits_per_s": None,
             "batch_size": 8, "image_size": 64, "compression": "none", "cluster_kind": "local",
-            "worker_hosts": ["vm"], "host_cpus": 2, "threads_per_worker": 1, **extra}
+            "worker_hosts": ["vm"], "host_cpus": 2, "threads_per_worker": 1, "collectives_per_step": 1,
+            "loss_first": 6.9, "loss_last": 6.5, "steps": 20, **extra}
 
 
 @pytest.fixture
@@ -98,7 +99,9 @@ def test_compressed_series_are_labelled_by_scheme_and_the_regime_comes_first(tmp
         append_record(runs, run("squeezenet", nodes, comm, compression="topk", compression_params={"ratio": 0.01},
                                 grad_bytes_per_step=99_880))
     md = next(p for p in write_report(tmp_path) if p.name == "summary.md").read_text()
-    labels = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| squeezenet")]
+    lines = md.splitlines()
+    start = lines.index(next(l for l in lines if l.startswith("| series |"))) + 2
+    labels = [l.split("|")[1].strip() for l in lines[start:lines.index("", start)]]
     assert labels == ["squeezenet", "squeezenet topk ratio=0.01"]  # not "squeezenet (2)"
     first = md.splitlines()[2]
     assert first.startswith("**Scaling efficiency on one machine over loopback: no network crossed.**")
