@@ -51,7 +51,7 @@ def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
         for variant in VARIANTS:
             _, ddp = wrap_model(cfg, device)
             counter = _register(variant, ddp, world, clock)
-            buffers = BufferBroadcasts(ddp, clock) if counter is not None else None
+            buffers = BufferBroadcasts(ddp, clock, world) if counter is not None else None
             step = step_fn(cfg, ddp, device, rank, clock)
             for i in range(cfg["warmup"] + cfg["steps"]):
                 if counter is not None:

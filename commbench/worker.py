@@ -35,11 +35,13 @@ class BufferBroadcasts:
     """DDP's per-forward buffer broadcast, counted (bytes) and stamped (start, end): communication
     in forward, kept out of compute."""
 
-    def __init__(self, ddp: DDP, clock) -> None:
-        # Private: DDP has no hook for its buffer sync; this one instance's method is wrapped
-        # (tests/test_bytes.py pins it to the torch range in pyproject.toml), never DDP's class.
+    def __init__(self, ddp: DDP, clock, world: int) -> None:
         self.sent: list[int] = []
         self.spans: list[tuple] = []
+        if world == 1:  # one rank broadcasts to nobody: nothing is sent, its time stays in forward
+            return
+        # Private: DDP has no hook for its buffer sync; this one instance's method is wrapped
+        # (tests/test_bytes.py pins it to the torch range in pyproject.toml), never DDP's class.
         original = ddp._distributed_broadcast_coalesced
 
         def counted(tensors, buffer_size, authoritative_rank=0):
@@ -160,7 +162,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     clock = clock_for(device)
     counter = ByteCounter(world, reduce=world > 1, clock=clock)
     ddp.register_comm_hook(*hook_for(cfg["compression"], cfg["compression_params"], counter))
-    buffers = BufferBroadcasts(ddp, clock)
+    buffers = BufferBroadcasts(ddp, clock, world)
     step = step_fn(cfg, ddp, device, rank, clock)
 
     total = cfg["warmup"] + cfg["steps"]
