@@ -22,7 +22,11 @@ def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
             f"{record['throughput']:.1f} samples/s")
     if record["nodes"] == 1:
         return text + ", the E(N) baseline"
-    return text + (f", E({record['nodes']}) {efficiency:.1%}" if efficiency is not None else ", no nodes=1 baseline yet")
+    if efficiency is None:
+        return text + ", no nodes=1 baseline of this setup yet"
+    from commbench.results.scaling import regime
+
+    return text + f", E({record['nodes']}) {efficiency:.1%} ({regime(record)})"
 
 
 def announce(cell: tuple[int, int] | None, text: str) -> None:

@@ -165,7 +165,8 @@ def scaling_table(rows: list[dict[str, Any]]) -> Table:
                       fmt_ms(r["exposed_comm_s"]), _opt_ms(r["optimizer_time_s"]), _opt_ms(r["overlap_s"]),
                       _opt_ms(r["imbalance_s"]), _opt_ms(r["replay_comm_s"]), _pct(r["projected_efficiency"]))
     table.caption = ("medians over steps; hidden comm: collective busy time that overlapped compute; imbalance: "
-                     "slowest minus fastest rank's compute; projected E: compute(1) / (compute(1) + replayed comm(N))")
+                     "slowest minus fastest rank's compute; projected E: t(1) / (t(1) + replayed comm(N)), t(1) the nodes=1 "
+                     "step outside exposed comm")
     return table
 
 
@@ -227,8 +228,7 @@ def compression_table(rows: list[dict[str, Any]]) -> Table:
     table.columns[0].no_wrap = True
     caps = {r["bucket_cap_mb"] for r in rows}
     for r in rows:
-        buckets = f"one ({r['scheme'].split()[0]} runs so)" if len(caps) > 1 and r["bucket_cap_mb"] != min(caps) else \
-            f"{r['bucket_cap_mb']:g} MB cap"
+        buckets = "one bucket" if len(caps) > 1 and r["bucket_cap_mb"] != min(caps) else f"{r['bucket_cap_mb']:g} MB cap"
         table.add_row(r["scheme"], fmt_bytes(r["grad_bytes_per_step"]), f"{r['ratio']:.1f}x",
                       fmt_bytes(r["sent_bytes_per_step"]), _ratio(r["sent_ratio"]), str(r["collectives_per_step"]),
                       _opt_ms(r["codec_time_s"]), fmt_ms(r["comm_time_s"]), fmt_ms(r["step_time_s"]),
