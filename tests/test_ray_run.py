@@ -94,7 +94,9 @@ def test_multirun_writes_one_record_per_cell_and_resumes(tmp_path):
     group = next((tmp_path / "hydra").glob("multirun-*")).name
     assert {r["group"] for r in cells} == {summary["group"]} == {group} and len(cells) == 2
     assert {r["config"]["nodes"]: r["summary"]["efficiency"] for r in cells} == {1: 1.0, 2: pytest.approx(e2)}
-    scaling = {row[1]: row[3] for row in summary["tables"]["scaling"]["data"]}  # nodes -> efficiency
+    columns = summary["tables"]["scaling"]["columns"]
+    scaling = {row[columns.index("nodes")]: row[columns.index("efficiency")]
+               for row in summary["tables"]["scaling"]["data"]}
     assert scaling == {1: pytest.approx(1.0), 2: pytest.approx(e2)}
 
     again = commbench(*sweep)
