@@ -145,6 +145,7 @@ def test_unreachable_cluster_is_one_line(tmp_path):
         "commbench: error: cannot reach the Ray cluster at 127.0.0.1:1: Connection refused")
 
 
+@pytest.mark.slow  # ~110 s: keeps the default suite under 15 minutes; .ci/run runs it with the slow tests
 def test_busbw_replay_validate_scaling_on_ray(tmp_path):
     """The analysis chain on real Ray workers: a run records the buckets, busbw fits alpha-beta,
     the replay resends exactly the recorded payload, validate and scaling read them back."""
