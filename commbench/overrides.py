@@ -44,15 +44,21 @@ def group_keys() -> dict[str, dict[str, set[str]]]:
 
 
 @cache
+def primary_config() -> dict[str, Any]:
+    """conf/config.yaml as written (read once: every key check asks for its defaults)."""
+    return _load(config_files(".")["config"])
+
+
+@cache
 def top_keys() -> set[str]:
-    primary = _load(config_files(".")["config"])
+    primary = dict(primary_config())
     primary.pop("defaults", None)
     primary.pop("hydra", None)
     return _leaves(primary) | set(GROUPS)
 
 
 def default_option(group: str) -> str:
-    for entry in _load(config_files(".")["config"])["defaults"]:
+    for entry in primary_config()["defaults"]:
         if isinstance(entry, dict) and group in entry:
             return entry[group]
     return "none"
@@ -133,7 +139,7 @@ def precheck(argv: list[str]) -> None:
         elif not any(key.startswith(f"{g}.") and chosen.get(g) == [] for g in GROUPS):  # a glob(): any option
             check_key(key, chosen)
     results_dir = next((v for k, v in reversed(pairs) if k == "results_dir"),
-                       _load(config_files(".")["config"]).get("results_dir"))
+                       primary_config().get("results_dir"))
     try:
         writable_dir(results_dir)
     except PlanError as exc:
