@@ -124,3 +124,18 @@ def test_no_process_wide_patching_of_torch():
     state, hook = hook_for("powersgd", {"rank": 2, "start_iter": 2, "min_compression_rate": 2}, ByteCounter(2))
     assert powerSGD_hook.dist is dist and default_hooks.dist is dist
     assert type(state).__module__ == powerSGD_hook.__name__ and type(state) is not powerSGD_hook.PowerSGDState
+
+
+def test_no_source_file_is_git_ignored():
+    """A clean clone must hold every module: an ignore rule meant for output folders (results/)
+    once matched commbench/results/ and CI's clone lacked the package."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (PACKAGE.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*") if p.suffix in {".py", ".yaml"}]
+    files += [str(p.relative_to(PACKAGE.parent)) for p in (PACKAGE.parent / "conf").rglob("*.yaml")]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=PACKAGE.parent,
+                         capture_output=True, text=True)
+    assert out.stdout.split() == []
