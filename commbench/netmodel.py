@@ -44,44 +44,108 @@ class Network:
         return math.inf if self.beta_s_per_byte == 0 else 8.0 / self.beta_s_per_byte
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Where the ranks sit: `ranks_per_node` ranks per node share an intra-node link (`intra`; None:
+    the same as `inter`) and the node's one inter-node link (`inter`). ranks_per_node=1: a flat network."""
+
+    inter: Network
+    intra: Network | None = None
+    ranks_per_node: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ranks_per_node, bool) or not isinstance(self.ranks_per_node, numbers.Integral) \
+                or self.ranks_per_node < 1:
+            raise NetworkSpecError(f"ranks per node must be an integer >= 1, got {show(self.ranks_per_node)}")
+
+    def link(self, nodes: int) -> Network:
+        """The link a synchronous step of an algorithm unaware of the hierarchy waits for: the
+        inter-node one as soon as the ranks span nodes (a step ends when its slowest hop does)."""
+        if nodes <= self.ranks_per_node and self.intra is not None:
+            return self.intra
+        return self.inter
+
+
 def _log2_ceil(nodes: int) -> int:
     """ceil(log2 N) in integers: rounds of a recursive halving/doubling or tree levels."""
     return (nodes - 1).bit_length()
 
 
-def _ring(n: float, nodes: int, a: float, b: float) -> float:
-    # reduce-scatter then all-gather: N-1 steps each, every step moves n/N bytes
+def _ring(n: float, nodes: int, c: Cluster) -> float:
+    """Ring (Patarasuk & Yuan 2009): reduce-scatter then all-gather, N-1 steps each, every step
+    moves n/N bytes to the next rank: 2(N-1) alpha + 2(N-1)/N n beta, on the slowest hop's link."""
+    a, b = c.link(nodes).alpha_s, c.link(nodes).beta_s_per_byte
     return 2 * (nodes - 1) * a + 2 * (nodes - 1) / nodes * n * b
 
 
-def _halving_doubling(n: float, nodes: int, a: float, b: float) -> float:
-    # Rabenseifner: reduce-scatter by recursive halving, all-gather by recursive doubling.
-    # The bandwidth term is exact for a power-of-two N and a lower bound otherwise (the extra
-    # ranks must first fold into a power of two, which this model does not charge for).
-    return 2 * _log2_ceil(nodes) * a + 2 * (nodes - 1) / nodes * n * b
+def _hierarchical_ring(n: float, nodes: int, c: Cluster) -> float:
+    """Hierarchical ring (G ranks per node, M = N/G nodes): intra-node reduce-scatter, G rings of
+    n/G across the nodes at once (sharing each node's one link: 2(M-1)/M n bytes through it), intra
+    all-gather: 2(G-1)(alpha_i + n/G beta_i) + 2(M-1) alpha + 2(M-1)/M n beta. G=1: the ring."""
+    g = min(c.ranks_per_node, nodes)
+    if g == 1:
+        return _ring(n, nodes, c)
+    m = math.ceil(nodes / g)
+    intra = c.intra or c.inter
+    inner = 2 * (g - 1) * (intra.alpha_s + n / g * intra.beta_s_per_byte)
+    outer = 2 * (m - 1) * c.inter.alpha_s + 2 * (m - 1) / m * n * c.inter.beta_s_per_byte
+    return inner + outer
 
 
-def _tree(n: float, nodes: int, a: float, b: float) -> float:
-    # binary-tree reduce then broadcast, whole message per hop, no pipelining
+def _halving_doubling(n: float, nodes: int, c: Cluster) -> float:
+    """Recursive halving reduce-scatter, recursive doubling all-gather (Rabenseifner; Thakur,
+    Rabenseifner & Gropp 2005) over p = 2^floor(log2 N) ranks: 2 log2(p) alpha + 2(p-1)/p n beta.
+    N not a power of two: MPICH's fold, the N - p extra ranks first hand their whole vector to a
+    partner and get the result back at the end: + 2(alpha + n beta)."""
+    a, b = c.link(nodes).alpha_s, c.link(nodes).beta_s_per_byte
+    p = 1 << (nodes.bit_length() - 1)
+    fold = 0.0 if p == nodes else 2 * (a + n * b)
+    return 2 * (p.bit_length() - 1) * a + 2 * (p - 1) / p * n * b + fold
+
+
+def _binomial_tree(n: float, nodes: int, c: Cluster) -> float:
+    """Binomial-tree reduce then broadcast, the whole message per level, not pipelined:
+    2 ceil(log2 N) (alpha + n beta)."""
+    a, b = c.link(nodes).alpha_s, c.link(nodes).beta_s_per_byte
     return 2 * _log2_ceil(nodes) * (a + n * b)
 
 
-def _ps(n: float, nodes: int, a: float, b: float) -> float:
-    # One dedicated server: N workers push n bytes each through its one link, then pull n back.
-    # Push and pull are sequential phases, so full duplex buys nothing.
-    return 2 * (a + nodes * n * b)
+def _double_binary_tree(n: float, nodes: int, c: Cluster) -> float:
+    """NCCL's double binary tree (NCCL 2.4; Sanders, Speck & Traeff 2009): two trees, each rank a leaf
+    in one and inner in the other, each tree carrying half the message, reduce then broadcast, each
+    pipelined over k chunks: 2 (L + k - 1)(alpha + n beta / k), L = ceil(log2 N), k chosen best
+    (k = sqrt((L-1) n beta / alpha)); as k grows, 2 n beta, whatever N."""
+    a, b = c.link(nodes).alpha_s, c.link(nodes).beta_s_per_byte
+    depth = _log2_ceil(nodes)
+    if depth == 1 or n * b == 0:
+        return 2 * depth * (a + n * b)
+    if a == 0:
+        return 2 * n * b
+    best = max(1.0, math.sqrt((depth - 1) * n * b / a))
+    return min(2 * (depth + k - 1) * (a + n * b / k) for k in {math.floor(best), math.ceil(best)} if k >= 1)
 
 
-def _ps_sharded(n: float, nodes: int, a: float, b: float) -> float:
-    # One shard per node, owning 1/N of the parameters: each node pushes (N-1)/N n to the other
-    # shards, then pulls as much back. A phase's N-1 messages go out together: one alpha each.
-    return 2 * (a + (nodes - 1) / nodes * n * b)
+def _ps(n: float, nodes: int, c: Cluster) -> float:
+    """One dedicated parameter server: N workers push n bytes each through its one link, then pull
+    n back; its N messages per phase queue on that link, each paying alpha: 2 N (alpha + n beta)."""
+    a, b = c.link(nodes).alpha_s, c.link(nodes).beta_s_per_byte
+    return 2 * nodes * (a + n * b)
+
+
+def _ps_sharded(n: float, nodes: int, c: Cluster) -> float:
+    """One shard per node owning 1/N of the parameters: each node pushes n/N to each of the N-1
+    other shards, then pulls as much back; N-1 messages per phase, each paying alpha:
+    2 (N-1)(alpha + n/N beta) (the ring's cost: the same bytes, the same messages)."""
+    a, b = c.link(nodes).alpha_s, c.link(nodes).beta_s_per_byte
+    return 2 * (nodes - 1) * (a + n / nodes * b)
 
 
 _COST = {
     "ring": _ring,
+    "hierarchical_ring": _hierarchical_ring,
+    "double_binary_tree": _double_binary_tree,
     "halving_doubling": _halving_doubling,
-    "tree": _tree,
+    "binomial_tree": _binomial_tree,
     "ps": _ps,
     "ps_sharded": _ps_sharded,
 }
@@ -94,16 +158,10 @@ def _cost(algorithm: str):
     return _COST[algorithm]
 
 
-def allreduce_time(algorithm: str, n_bytes: float, nodes: int, net: Network) -> float:
-    """Seconds for one all-reduce of n_bytes over `nodes` nodes (alpha = net.alpha_s, beta = net.beta_s_per_byte).
-
-    ring:             2(N-1) alpha + 2(N-1)/N n beta
-    halving_doubling: 2 ceil(log2 N) alpha + 2(N-1)/N n beta   (bandwidth term exact for N = 2^k)
-    tree:             2 ceil(log2 N) (alpha + n beta)
-    ps:               2 (alpha + N n beta)
-    ps_sharded:       2 (alpha + (N-1)/N n beta)
-    N = 1 costs 0.0 for every algorithm: nothing crosses a network.
-    """
+def allreduce_time(algorithm: str, n_bytes: float, nodes: int, net: "Network | Cluster") -> float:
+    """Seconds for one all-reduce of n_bytes over `nodes` ranks; each algorithm's formula is in its
+    docstring (alpha: per-message latency, beta: seconds per byte). A Network is a flat Cluster.
+    N = 1 costs 0.0 for every algorithm: nothing crosses a network."""
     cost = _cost(algorithm)
     if isinstance(nodes, bool) or not isinstance(nodes, numbers.Integral) or nodes < 1:
         raise ValueError(f"nodes must be an integer >= 1, got {show(nodes)}")
@@ -111,10 +169,10 @@ def allreduce_time(algorithm: str, n_bytes: float, nodes: int, net: Network) -> 
         raise ValueError(f"n_bytes must be a finite number >= 0, got {show(n_bytes)}")
     if nodes == 1:
         return 0.0
-    return cost(n_bytes, int(nodes), net.alpha_s, net.beta_s_per_byte)
+    return cost(n_bytes, int(nodes), net if isinstance(net, Cluster) else Cluster(net))
 
 
-def step_comm_time(algorithm: str, bucket_bytes: Sequence[int], nodes: int, net: Network) -> float:
+def step_comm_time(algorithm: str, bucket_bytes: Sequence[int], nodes: int, net: "Network | Cluster") -> float:
     """One all-reduce per bucket, back to back: no overlap with compute nor between buckets."""
     _cost(algorithm)  # an unknown algorithm fails even with no buckets
     return sum((allreduce_time(algorithm, b, nodes, net) for b in bucket_bytes), 0.0)
@@ -130,21 +188,6 @@ def efficiency(compute_s: float, comm_s: float) -> float:
     if not (math.isfinite(comm_s) and comm_s >= 0):
         raise ValueError(f"comm_s must be a finite number >= 0, got {show(comm_s)}")
     return compute_s / (compute_s + comm_s)
-
-
-def predict(bucket_bytes: Sequence[int], nodes: int, net: Network,
-            compute_s: float | None) -> dict[str, dict[str, float | None]]:
-    """Per algorithm: comm_s, and step_s and efficiency when the compute time is known."""
-    out: dict[str, dict[str, float | None]] = {}
-    for algorithm in ALGORITHMS:
-        comm = step_comm_time(algorithm, bucket_bytes, nodes, net)
-        known = compute_s is not None
-        out[algorithm] = {
-            "comm_s": comm,
-            "step_s": compute_s + comm if known else None,
-            "efficiency": efficiency(compute_s, comm) if known else None,
-        }
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

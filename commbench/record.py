@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commbench.comm.wire import wire_overhead
+from commbench.comm.wire import header_overhead, wire_overhead
 from commbench.results.store import base_record
 from commbench.comm.schemes import collective_of
 from commbench.stats import layer_bytes, per_step, ring_sent_bytes, summarize
@@ -74,7 +74,8 @@ def wire_figures(ranks: list[dict[str, Any]], sent: int) -> dict[str, Any]:
     tx = [w["tx_per_step"] for w in wires]
     out = {"wire_bytes_per_step": tx, "wire_rx_bytes_per_step": [w["rx_per_step"] for w in wires],
            "wire_interface": wires[0]["interface"], "wire_mtu": wires[0]["mtu"],
-           "wire_overhead_expected": wire_overhead(wires[0]["mtu"])}
+           "wire_overhead_expected": wire_overhead(wires[0]["mtu"]),  # headers and ACKs (comm/wire.py)
+           "wire_overhead_headers": header_overhead(wires[0]["mtu"])}
     if sent:
         out["wire_ratio"] = sum(tx) / len(tx) / sent
     return out

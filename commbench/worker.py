@@ -141,7 +141,13 @@ def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int, cloc
 
     def step() -> tuple[tuple, torch.Tensor]:
         t0 = clock.stamp()
-        loss = loss_fn(ddp(images), labels)
+        out = ddp(images)
+        # inception_v3 in training returns (logits, aux_logits): torchvision's reference recipe adds 0.4x
+        # the auxiliary loss (left out, AuxLogits get no gradient and DDP fails on the next step).
+        if isinstance(out, tuple):
+            loss = loss_fn(out[0], labels) + 0.4 * loss_fn(out[1], labels)
+        else:
+            loss = loss_fn(out, labels)
         opt.zero_grad(set_to_none=False)
         b0 = clock.stamp()
         loss.backward()  # returns once DDP has waited for every bucket's collective

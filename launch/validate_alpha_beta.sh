@@ -14,7 +14,7 @@ for m in $MODELS; do
   python -m commbench layers "model=$m" "results_dir=${RESULTS}" >/dev/null 2>&1 ||
     python -m commbench -m "model=$m" nodes=1,2 steps=5 "results_dir=${RESULTS}"
   for n in $NODES; do
-    python -m commbench replay "model=$m" "nodes=$n" "results_dir=${RESULTS}"
+    python -m commbench replay "model=$m" "nodes=$n" mode=back_to_back "results_dir=${RESULTS}"
   done
 done
 python -m commbench validate "results_dir=${RESULTS}"

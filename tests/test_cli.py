@@ -53,8 +53,8 @@ def test_models_table_names_every_model():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["model=vgg16"], "commbench: error: unknown model 'vgg16'; known: alexnet, "),
-    (["-m", "model=alexnet,vgg16", "nodes=1,2"], "commbench: error: unknown model 'vgg16'"),
+    (["model=lenet5"], "commbench: error: unknown model 'lenet5'; known: alexnet, "),
+    (["-m", "model=alexnet,lenet5", "nodes=1,2"], "commbench: error: unknown model 'lenet5'"),
     (["nodes=0"], "commbench: error: nodes must be an integer >= 1, got 0"),
     (["nodes=two"], "commbench: error: nodes must be an integer >= 1, got 'two'"),
     (["steps=0"], "commbench: error: steps must be an integer >= 1, got 0"),

@@ -9,7 +9,7 @@ from commbench.comm.buckets import ddp_bucket_bytes
 from commbench.comm.busbw import busbw_loop, iterations_for, message_sizes
 from commbench.units import parse_bytes
 from commbench.comm.replay import replay_loop
-from commbench.commands.replay import trace_record
+from commbench.commands.replay import ITEMSIZE, bucket_run, trace_run
 from commbench.overrides import plan_from
 from commbench.results.store import records_of
 from commbench.models import build_model, count_params
@@ -62,16 +62,21 @@ def test_replay_sends_exactly_the_models_bytes(tmp_path):
     append_record(path, {"model": "resnet50", "model_kwargs": {"num_classes": 1000}, "status": "ok", "nodes": 2,
                          "buckets": buckets[::-1]})
     plan = plan_from(["model=resnet50", "nodes=2", f"results_dir={tmp_path}"])
-    replayed = sorted(trace_record(plan, records_of(tmp_path, "run"))["buckets"], key=lambda b: b["index"])
+    replayed = sorted(bucket_run(plan, records_of(tmp_path, "run"))["buckets"], key=lambda b: b["index"])
     assert [b["index"] for b in replayed] == [0, 1, 2, 3]
-    cfg = {**worker_config(["nodes=2"], str(tmp_path)), "buckets": replayed, "iters": 3, "warmup_iters": 1}
-    out = spawn(replay_loop, 2, cfg)
+    job = {"buckets": [{"numel": b["payload_bytes"] // ITEMSIZE[b["dtype"]], "dtype": b["dtype"]} for b in replayed],
+           "trace": None}  # back to back
+    cfg = {**worker_config(["nodes=2"], str(tmp_path)), "replays": [job], "iters": 3, "warmup_iters": 1}
+    [out] = spawn(replay_loop, 2, cfg)["replays"]
     assert out["payloads"] == [4 * count_params(build_model("resnet50"))] == [sum(payloads)]
-    assert len(out["times_s"]) == 3 and min(out["times_s"]) > 0
+    assert len(out["iters"]) == 3 and min(i["step_s"] for i in out["iters"]) > 0
 
 
 def test_replay_needs_a_record(tmp_path, capsys):
     plan = plan_from(["model=alexnet", "nodes=2", f"results_dir={tmp_path}"])
     with pytest.raises(SystemExit):
-        trace_record(plan, records_of(tmp_path, "run"))
+        bucket_run(plan, records_of(tmp_path, "run"))
     assert "no record of model 'alexnet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        trace_run(plan, records_of(tmp_path, "run"), None)
+    assert "no nodes=1 run of alexnet with a trace" in capsys.readouterr().err

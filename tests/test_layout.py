@@ -89,6 +89,7 @@ LAYERS = [
     ("commbench.models", "commbench.comm"),
     ("commbench.sinks",),
     ("commbench.results",),
+    ("commbench.timeline",),
     ("commbench.netmodel",),
     ("commbench.config", "commbench.options", "commbench.units", "commbench.errors", "commbench.host",
      "commbench.stats", "commbench.split"),

@@ -4,7 +4,8 @@ Published figures are from the papers' tables, read from tests/data/published.ya
 verbatim copy of shared/reference/published.yaml; a test keeps the two equal when shared/ is
 beside this clone).  A rounded figure such as "4.2M" is checked to the precision printed:
 4.15M..4.25M.  Literals remain only where the reference has no figure (our own exact counts).
-Each model is built once (module cache); forward passes use tiny inputs, batch 2.
+Each model is built once (module cache); forward passes use tiny inputs, batch 2 (inception_v3:
+299 px, the least its auxiliary classifier takes in training).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from commbench.models import (
     get_spec,
     min_image_size,
 )
-from commbench.models.registry import measure_min_image_size
+from commbench.models.registry import logits, measure_min_image_size
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf" / "model"
@@ -114,7 +115,9 @@ EXPECTED = [
     "alexnet", "squeezenet", "squeezenet1_1", "squeezenet_simple_bypass", "squeezenet_complex_bypass",
     "squeezenext", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "shufflenet_v1", "shufflenet_v2", "densenet121", "densenet_bc", "resnet50", "resnext50_32x4d",
+    "vgg16", "resnet101", "inception_v3",
 ]
+TRAINING_HEADS = {"inception_v3"}  # an auxiliary classifier that runs only in training sets the minimum size
 
 
 def test_registry_order_and_names():
@@ -140,9 +143,9 @@ def test_unknown_model_message():
     assert isinstance(exc.value, KeyError)
     assert str(exc.value) == "unknown model 'foo'; known: " + ", ".join(EXPECTED)
     with pytest.raises(UnknownModelError):
-        build_model("vgg16")
+        build_model("lenet5")
     with pytest.raises(UnknownModelError):
-        min_image_size("vgg16")
+        min_image_size("lenet5")
 
 
 @pytest.mark.parametrize("name, kwarg", [("mobilenet_v1", "beta"), ("resnet50", "alpha"),
@@ -352,17 +355,54 @@ def test_resnet50_trainable_count_includes_batchnorm():
     assert built_count("resnext50_32x4d") == 25_028_904
 
 
+# ------------------------------------------------- VGG-16, ResNet-101, Inception V3 (large)
+
+# torchvision's published counts (its model docs; trainable, 1000 classes), the figures the
+# published scaling results (e.g. Horovod's) were measured with; not in the reference file, hence
+# literals.  inception_v3's includes its auxiliary classifier (AuxLogits), which DDP all-reduces.
+TORCHVISION_PARAMS = {"vgg16": 138_357_544, "resnet101": 44_549_160, "inception_v3": 27_161_264}
+
+
+@pytest.mark.parametrize("name", TORCHVISION_PARAMS)
+def test_large_models_torchvision_counts(name):
+    assert built_count(name) == TORCHVISION_PARAMS[name]
+
+
+def test_vgg16_mobilenet_table8():
+    # MobileNet paper Table 8: VGG 16, 138 million parameters, 15300 million mult-adds (224x224).
+    assert printed_precision(built_count("vgg16"), 138, decimals=0)
+    assert mult_adds("vgg16") / M == pytest.approx(15300, rel=0.03)  # 15,470M: conv + FC only
+
+
+def test_resnet101_resnext_paper():
+    # ResNeXt paper, Fig. 5 / Table 3: ResNet-101 "~44 million parameters", "~7.8 billion FLOPs";
+    # as for ResNet-50 the printed figure leaves out BatchNorm (44,443,816 without its 105,344).
+    assert printed_precision(without_batchnorm(built("resnet101")), 44, decimals=0)
+    assert round(mult_adds("resnet101") / 1e9, 1) == 7.8
+
+
+def test_inception_v3_auxiliary_classifier():
+    # The 23.8M often quoted for Inception V3 is the count without AuxLogits.
+    model = built("inception_v3")
+    assert count_params(model) - count_params(model.AuxLogits) == 23_834_568
+
+
 # --------------------------------------------------------------- input sizes, every model
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_min_image_size_is_exact(name):
-    """Forward works at min_image_size and fails one pixel below (eval, batch 2)."""
+    """Forward works at min_image_size and fails one pixel below (batch 2): in eval mode, or in
+    training for a model whose training-only head needs more (inception_v3: 75 px in eval)."""
     model, size = built(name), MODELS[name].min_image_size
     assert min_image_size(name) == size
-    with torch.no_grad():
-        assert forward(model, size).shape == (2, NUM_CLASSES.get(name, 1000))
-        with pytest.raises(RuntimeError):
-            forward(model, size - 1)
+    try:
+        with torch.no_grad():
+            assert forward(model, size).shape == (2, NUM_CLASSES.get(name, 1000))
+            model.train(name in TRAINING_HEADS)
+            with pytest.raises(RuntimeError):
+                forward(model, size - 1)
+    finally:
+        model.eval()
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -373,10 +413,11 @@ def test_train_step_at_min_size_keeps_param_count(name):
     before = count_params(model)
     model.train()
     try:
-        forward(model, MODELS[name].min_image_size).sum().backward()
+        out = forward(model, MODELS[name].min_image_size)
+        (logits(out).sum() + (out.aux_logits.sum() if name in TRAINING_HEADS else 0)).backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
         with torch.no_grad():
-            forward(model.eval(), 64)
+            assert logits(forward(model.eval(), max(64, MODELS[name].min_image_size))).dim() == 2
     finally:
         model.zero_grad(set_to_none=True)
         model.eval()

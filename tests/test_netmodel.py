@@ -17,7 +17,6 @@ from commbench.netmodel import (
     busbw,
     efficiency,
     fit_alpha_beta,
-    predict,
     relative_error,
     step_comm_time,
 )
@@ -140,19 +139,22 @@ NET = Network(alpha_s=A, beta_s_per_byte=B)
     ("halving_doubling", 2, 2*1*A + 2*1/2*n*B),
     ("halving_doubling", 4, 2*2*A + 2*3/4*n*B),
     ("halving_doubling", 8, 2*3*A + 2*7/8*n*B),
-    ("halving_doubling", 6, 2*3*A + 2*5/6*n*B),     # ceil(log2 6) = 3
-    ("tree", 2, 2*1*(A + n*B)),
-    ("tree", 4, 2*2*(A + n*B)),
-    ("tree", 8, 2*3*(A + n*B)),
-    ("tree", 6, 2*3*(A + n*B)),
-    ("ps", 2, 2*(A + 2*n*B)),
-    ("ps", 4, 2*(A + 4*n*B)),
-    ("ps", 8, 2*(A + 8*n*B)),
-    ("ps", 6, 2*(A + 6*n*B)),
-    ("ps_sharded", 2, 2*(A + 1/2*n*B)),
-    ("ps_sharded", 4, 2*(A + 3/4*n*B)),
-    ("ps_sharded", 8, 2*(A + 7/8*n*B)),
-    ("ps_sharded", 6, 2*(A + 5/6*n*B)),
+    # N=6: p=4 ranks halve and double, the 2 extra ones fold in first and get the result after
+    ("halving_doubling", 6, 2*2*A + 2*3/4*n*B + 2*(A + n*B)),
+    ("halving_doubling", 7, 2*2*A + 2*3/4*n*B + 2*(A + n*B)),
+    ("binomial_tree", 2, 2*1*(A + n*B)),
+    ("binomial_tree", 4, 2*2*(A + n*B)),
+    ("binomial_tree", 8, 2*3*(A + n*B)),
+    ("binomial_tree", 6, 2*3*(A + n*B)),
+    ("ps", 2, 2*2*(A + n*B)),
+    ("ps", 4, 2*4*(A + n*B)),
+    ("ps", 6, 2*6*(A + n*B)),
+    ("ps_sharded", 2, 2*1*(A + n/2*B)),
+    ("ps_sharded", 4, 2*3*(A + n/4*B)),
+    ("ps_sharded", 8, 2*7*(A + n/8*B)),
+    ("ps_sharded", 6, 2*5*(A + n/6*B)),
+    ("hierarchical_ring", 8, 2*7*A + 2*7/8*n*B),           # one rank per node: the ring
+    ("double_binary_tree", 2, 2*1*(A + n*B)),              # depth 1: nothing to pipeline
 ])
 def test_allreduce_time_by_hand(algorithm, nodes, expected):
     assert allreduce_time(algorithm, n, nodes, NET) == pytest.approx(expected, rel=1e-12)
@@ -170,7 +172,7 @@ def test_one_node_sends_nothing(algorithm):
 
 def test_unknown_algorithm_names_the_known_ones():
     for call in (lambda: allreduce_time("butterfly", n, 4, NET), lambda: step_comm_time("butterfly", [], 4, NET)):
-        with pytest.raises(ValueError, match="butterfly.*ring, halving_doubling, tree, ps, ps_sharded") as exc:
+        with pytest.raises(ValueError, match="butterfly.*ring, hierarchical_ring, double_binary_tree, halving_doubling, binomial_tree, ps, ps_sharded") as exc:
             call()
         assert one_line(exc)
 
@@ -201,18 +203,37 @@ def test_efficiency_by_hand():
             efficiency(compute, comm)
 
 
-def test_predict_by_hand():
-    net = Network(alpha_s=1e-5, beta_s_per_byte=1e-9)
-    out = predict([1000, 3000], 4, net, compute_s=0.01)
-    assert tuple(out) == ALGORITHMS
-    ring = 2 * (2*3*1e-5) + 2*3/4 * 4000 * 1e-9        # 1.2e-4 + 6e-6 = 1.26e-4
-    assert out["ring"]["comm_s"] == pytest.approx(1.26e-4) == pytest.approx(ring)
-    assert out["ring"]["step_s"] == pytest.approx(0.010126)
-    assert out["ring"]["efficiency"] == pytest.approx(0.01 / 0.010126)
-    ps = 2 * 2 * 1e-5 + 2 * 4 * 4000 * 1e-9             # 4e-5 + 3.2e-5
-    assert out["ps"]["comm_s"] == pytest.approx(7.2e-5) == pytest.approx(ps)
-    blind = predict([1000, 3000], 4, net, compute_s=None)
-    assert blind["tree"] == {"comm_s": out["tree"]["comm_s"], "step_s": None, "efficiency": None}
+def test_sharded_ps_pays_an_alpha_per_message_and_ties_with_the_ring():
+    """It sends the ring's bytes in the ring's number of messages: it can no longer always win."""
+    for nodes in (2, 3, 8, 64):
+        assert allreduce_time("ps_sharded", n, nodes, NET) == pytest.approx(allreduce_time("ring", n, nodes, NET))
+
+
+def test_double_binary_tree_pipelines_by_hand():
+    # N=8: depth 3; k = sqrt(2 n B / A) chunks; 2 (L + k - 1)(A + n B / k)
+    k = math.sqrt(2 * n * B / A)
+    best = min(2 * (3 + j - 1) * (A + n * B / j) for j in (math.floor(k), math.ceil(k)))
+    assert allreduce_time("double_binary_tree", n, 8, NET) == pytest.approx(best, rel=1e-12)
+    # no latency: the bandwidth term alone, 2 n B at any N; small messages: log N alphas, not N
+    assert allreduce_time("double_binary_tree", n, 64, Network(0.0, B)) == pytest.approx(2 * n * B)
+    assert allreduce_time("double_binary_tree", 8, 1024, NET) < allreduce_time("ring", 8, 1024, NET) / 50
+
+
+def test_hierarchical_ring_with_eight_ranks_per_node_by_hand():
+    """64 ranks, 8 per node: intra reduce-scatter and all-gather over NVLink-like links, then 8 rings
+    of n/8 across the 8 nodes sharing each node's one link."""
+    from commbench.netmodel import Cluster
+
+    ai, bi = 1e-6, 8 / 2.4e12
+    c = Cluster(NET, Network(ai, bi), ranks_per_node=8)
+    inner = 2 * 7 * (ai + n / 8 * bi)
+    outer = 2 * 7 * A + 2 * 7 / 8 * n * B
+    assert allreduce_time("hierarchical_ring", n, 64, c) == pytest.approx(inner + outer, rel=1e-12)
+    # the flat ring waits for the inter-node link at each of its 2 x 63 steps
+    assert allreduce_time("ring", n, 64, c) == pytest.approx(2 * 63 * A + 2 * 63 / 64 * n * B, rel=1e-12)
+    assert allreduce_time("hierarchical_ring", 1024, 64, c) < allreduce_time("ring", 1024, 64, c)
+    # all ranks on one node: only the intra link
+    assert allreduce_time("ring", n, 8, c) == pytest.approx(2 * 7 * ai + 2 * 7 / 8 * n * bi, rel=1e-12)
 
 
 # --- measured side ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from commbench import results
 from commbench.commands.predict import model_inputs
-from commbench.commands.replay import baseline, trace_record
+from commbench.commands.replay import bucket_run, job_for, projection
 from commbench.overrides import plan_from
 from commbench.results import setup
 from commbench.results.scaling import scaling_rows
@@ -20,6 +20,8 @@ from tests.test_scaling import run
 
 BUCKETS = [{"index": 0, "dtype": "float32", "numel": 100, "payload_bytes": 400, "params": 2}]
 TOPK_BUCKETS = [{"index": 0, "dtype": "float32", "numel": 100, "payload_bytes": 8, "params": 2}]
+REPLAY_OPTS = {"mode": "back_to_back", "trace": None, "compute.scale": 1.0, "compute.step_s": None}
+PREDICT_OPTS = {"compression": "none", "compute_s": None, "compute.scale": 1.0, "batch_size": None}
 
 
 def fill(folder, runs=(), busbw=(), replays=()):
@@ -84,26 +86,28 @@ def test_replay_never_prices_topk_buckets_as_an_all_reduce(tmp_path, capsys):
                           "compression": "topk", "compression_params": {"ratio": 0.01}}])
     runs = records_of(tmp_path, "run")
     plan = plan_from(["model=squeezenet", "nodes=4", f"results_dir={tmp_path}"])
-    assert trace_record(plan, runs)["config_hash"] == "fp32"  # the newest is top-k's: not this layout
-    with pytest.raises(SystemExit):
-        trace_record(plan_from(["model=squeezenet", "nodes=4", "compression=topk", f"results_dir={tmp_path}"]), runs)
-    assert "compression=topk sends its buckets through all-gathers" in capsys.readouterr().err
+    assert bucket_run(plan, runs)["config_hash"] == "fp32"  # the newest is top-k's: not this layout
+    topk = plan_from(["model=squeezenet", "nodes=4", "compression=topk", f"results_dir={tmp_path}"])
+    for mode in ("back_to_back", "trace"):
+        with pytest.raises(SystemExit):
+            job_for(topk, runs, {**REPLAY_OPTS, "mode": mode})
+        assert "compression=topk sends its buckets through all-gathers" in capsys.readouterr().err
     # predict takes the uncompressed buckets too, and says whose.
-    inputs = model_inputs("squeezenet", runs, "none", None)
-    assert inputs["buckets"] == [400] and "record fp32" in inputs["bucket_source"]
+    inputs = model_inputs("squeezenet", runs, PREDICT_OPTS)
+    assert inputs["trace"].buckets == (400,) and "buckets of record fp32" in inputs["source"]
 
 
 def test_replay_refuses_powersgd_whose_payload_is_computed_each_step(tmp_path, capsys):
     plan = plan_from(["model=squeezenet", "nodes=2", "compression=powersgd", f"results_dir={tmp_path}"])
     with pytest.raises(SystemExit):
-        trace_record(plan, [])
+        job_for(plan, [], REPLAY_OPTS)
     assert "compression=powersgd computes its payload anew every step" in capsys.readouterr().err
 
 
 def test_a_bucket_layout_of_another_cap_is_refused_by_name(tmp_path, capsys):
     fill(tmp_path, runs=[{**run("squeezenet", 2, 1, 1, 1, 1, 1), "buckets": BUCKETS, "bucket_cap_mb": 1}])
     with pytest.raises(SystemExit):
-        trace_record(plan_from(["model=squeezenet", "nodes=4", f"results_dir={tmp_path}"]), records_of(tmp_path, "run"))
+        bucket_run(plan_from(["model=squeezenet", "nodes=4", f"results_dir={tmp_path}"]), records_of(tmp_path, "run"))
     assert "bucket_cap_mb 1.0 vs 25.0" in capsys.readouterr().err
 
 
@@ -115,9 +119,9 @@ def test_baselines_need_the_same_threads(tmp_path):
     assert (2, None) in rows  # the only nodes=1 run had other threads: no E(2)
     rows = {r["nodes"]: r for r in scaling_rows([two_threads, one_thread, at_two]) if r["nodes"] == 2}
     assert rows[2]["efficiency"] == pytest.approx(150 / (2 * 100))
-    # replay's projected efficiency and predict's compute take the like-for-like baseline too
-    assert baseline([one_thread, two_threads], at_two) is one_thread
-    assert model_inputs("alexnet", [{**at_two, "buckets": BUCKETS}, two_threads], "none", None)["compute_s"] is None
+    # a back-to-back replay's projected efficiency takes the like-for-like baseline too
+    assert projection([two_threads], at_two, 0.02)["compute_time_1_s"] is None
+    assert projection([one_thread, two_threads], at_two, 0.02)["compute_time_1_s"] == one_thread["step_time_s"]
 
 
 def test_resume_reruns_a_cell_whose_threads_differ(tmp_path):
@@ -140,11 +144,15 @@ def test_every_record_kind_carries_the_setup_identity(tmp_path):
 
 def test_predict_ranks_by_comm_time_and_efficiency_only_where_compute_is_known():
     from commbench.commands.predict import ranking
-    from commbench.netmodel import Network
+    from commbench.netmodel import Cluster, Network
 
     alexnet_one = {**run("alexnet", 1, 100.0, 0.08, 0.08, 0.0, 0.0), "buckets": [
         {"index": 0, "dtype": "float32", "numel": 61_100_840, "payload_bytes": 244_403_360, "params": 16}]}
-    rows = ranking([alexnet_one], {"nodes": 8, "batch_size": None}, Network(5e-6, 8 / 10e9))
+    alexnet_one["trace"] = {"buckets": [{"index": 0, "payload_bytes": 244_403_360, "dtype": "float32",
+                                         "collective": "all_reduce"}],
+                            "ranks": [{"rank": 0, "forward_s": 0.02, "backward_s": 0.05, "codec_s": 0.0,
+                                       "optimizer_s": 0.01, "ready_offsets_s": [0.05]}]}
+    rows = ranking([alexnet_one], {**PREDICT_OPTS, "nodes": 8}, Cluster(Network(5e-6, 8 / 10e9)), 1)
     assert [r["comm_s"] for r in rows] == sorted(r["comm_s"] for r in rows)
     by_model = {r["model"]: r for r in rows}
     assert by_model["squeezenext"]["comm_s"] < by_model["alexnet"]["comm_s"]

@@ -80,13 +80,15 @@ def test_predict_matches_hand_computed_ring(tmp_path):
                          "network.latency=10us", "compute_s=0.05", f"results_dir={tmp_path}")
     n = 4 * 1_248_424  # one 5 MB bucket
     ring = 2 * 7 * 10e-6 + 2 * 7 / 8 * n * 8 / 1e9
-    assert out["buckets"] == [n] and out["bucket_source"] == "DDP layout"
+    assert out["buckets"] == [n] and out["trace_source"].startswith("DDP layout")
     assert out["at_nodes"]["ring"]["comm_s"] == pytest.approx(ring)
     assert out["at_nodes"]["ring"]["efficiency"] == pytest.approx(0.05 / (0.05 + ring))
-    assert out["at_nodes"]["ps"]["comm_s"] == pytest.approx(2 * (10e-6 + 8 * n * 8 / 1e9))
+    assert out["at_nodes"]["ps"]["comm_s"] == pytest.approx(2 * 8 * (10e-6 + n * 8 / 1e9))
+    # no trace: the one bucket is ready when compute ends, nothing overlaps
+    assert out["at_nodes"]["ring"]["step_s"] == pytest.approx(0.05 + ring) == out["at_nodes"]["ring"]["no_overlap_step_s"]
     assert [row["nodes"] for row in out["by_nodes"]] == [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     ranked = [r["model"] for r in out["ranking"]]
-    assert len(ranked) == 16 and ranked[-1] == "alexnet" and ranked[0] == "squeezenext"
+    assert len(ranked) == 19 and ranked[-2:] == ["alexnet", "vgg16"] and ranked[0] == "squeezenext"
 
 
 def test_validate_compares_fit_with_replay(tmp_path):

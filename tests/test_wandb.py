@@ -47,6 +47,9 @@ def record(nodes: int = 2) -> dict:
         "layer_bytes": {"classifier.1": 2_052_000, "features.12.expand3x3": 589_824, "features.0": 56_832},
         "wire_bytes_per_step": [5_300_000.0, 5_340_000.0], "wire_ratio": 1.065,
         "loss_first": 6.9, "loss_last": 6.1,
+        "trace": {"buckets": [{"index": 0, "payload_bytes": 4_993_696, "dtype": "float32", "collective": "all_reduce"}],
+                  "ranks": [{"rank": r, "forward_s": 0.01, "backward_s": 0.03, "codec_s": 0.001, "optimizer_s": 0.003,
+                             "ready_offsets_s": [0.029]} for r in range(nodes)]},
     }
 
 
@@ -115,6 +118,10 @@ def test_offline_run_holds_the_records_values(tmp_path):
     assert [row[:2] for row in layers["data"]] == [["classifier.1", 2_052_000], ["features.12.expand3x3", 589_824],
                                                    ["features.0", 56_832]]
     assert sum(row[2] for row in layers["data"]) == pytest.approx(1.0)
+    # The step trace: as a table (a row per rank and bucket) and as the record's own field.
+    assert run["tables"]["trace_buckets"]["data"] == [[r, 0, 4_993_696, "float32", "all_reduce", 0.029, 0.01, 0.03, 0.001, 0.003]
+                                              for r in range(2)]
+    assert run["summary"]["trace"] == rec["trace"]
 
 
 def test_disabled_writes_nothing(tmp_path):

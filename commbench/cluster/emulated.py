@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from commbench.cluster.netns import (  # noqa: F401 - preflight, netem_available, clean_stale: the cluster's API
-    ClusterError, Link, allow_forwarding, clean_stale, forget_forwarding, kill_namespace_processes, netem_available,
-    node_temp_dir, preflight, remove_temp_dir, run, shape, wire_sized_frames)
+    ClusterError, Link, allow_forwarding, clean_stale, forget_forwarding, in_ns, kill_namespace_processes,
+    netem_available, node_temp_dir, preflight, remove_temp_dir, run, shape, wire_sized_frames)
 from commbench.errors import interrupt
 
 IFNAME = "cbeth0"  # the same name in every namespace: gloo needs GLOO_SOCKET_IFNAME
@@ -29,6 +30,7 @@ RAY_PORT = 6379
 class EmulatedCluster:
     nodes: int
     link: Link
+    log_dir: Path | None = None  # each node's Ray output: <log_dir>/node<i>.log
     owner: int = field(default_factory=os.getpid)
     procs: list[subprocess.Popen] = field(default_factory=list)
 
@@ -86,8 +88,8 @@ class EmulatedCluster:
             run("ip", "link", "set", "lo", "up", ns=ns)
             wire_sized_frames(IFNAME, ns=ns)
             wire_sized_frames(veth)
-            shape(IFNAME, self.link, ns=ns)  # what the node sends
-            shape(veth, self.link)  # what the node receives
+            shape(IFNAME, self.link, ns=ns)  # what the node sends: rate, delay, loss
+            shape(veth, self.link, netem=False)  # what the node receives: rate (delayed at its sender)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "RAY_AUTH_MODE": "disabled", "GLOO_SOCKET_IFNAME": IFNAME,
@@ -99,17 +101,33 @@ class EmulatedCluster:
         return [f"--temp-dir={node_temp_dir(self.ns(i))}"]
 
     def start_ray(self) -> None:
-        head = ["ray", "start", "--head", f"--node-ip-address={self.ip(0)}", f"--port={RAY_PORT}",
+        ray = ray_command()
+        head = [*ray, "start", "--head", f"--node-ip-address={self.ip(0)}", f"--port={RAY_PORT}",
                 "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats", *self.temp_dir(0), "--block"]
         self.procs.append(self._popen(0, head))
-        wait_for_port(self.ns(0), self.ip(0), RAY_PORT)
+        wait_for_port(self.ns(0), self.ip(0), RAY_PORT, self.procs[0], self.log(0))
         for i in range(1, self.nodes):
-            self.procs.append(self._popen(i, ["ray", "start", f"--address={self.address}", f"--node-ip-address={self.ip(i)}",
+            self.procs.append(self._popen(i, [*ray, "start", f"--address={self.address}", f"--node-ip-address={self.ip(i)}",
                                               "--num-cpus=1", *self.temp_dir(i), "--block"]))
 
+    def log(self, i: int) -> Path | None:
+        return self.log_dir / f"node{i}.log" if self.log_dir else None
+
     def _popen(self, i: int, cmd: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.ns(i), *cmd], env=self.env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        path = self.log(i)
+        if path is None:
+            return subprocess.Popen(in_ns(self.ns(i), cmd), env=self.env(), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(in_ns(self.ns(i), cmd), env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def show_dead_nodes(self) -> None:
+        """After a failed driver: the log tail of every node whose Ray exited (why a node never joined)."""
+        for i, p in enumerate(self.procs):
+            if p.poll() is not None:
+                print_tail(self.log(i), f"node {i}'s Ray exited with code {p.returncode}")
 
     def down(self) -> None:
         with signals_ignored():  # a second Ctrl-C must not leave half a cluster behind
@@ -131,8 +149,27 @@ class EmulatedCluster:
 
     def run_inside(self, argv: list[str], extra_env: dict[str, str]) -> int:
         """Run a commbench command as the driver on the head node (Ray drivers must run on a node)."""
-        cmd = ["ip", "netns", "exec", self.ns(0), sys.executable, "-m", "commbench", *argv]
-        return subprocess.run(cmd, env={**self.env(), **extra_env}).returncode
+        cmd = in_ns(self.ns(0), [sys.executable, "-m", "commbench", *argv])
+        code = subprocess.run(cmd, env={**self.env(), **extra_env}).returncode
+        if code:
+            self.show_dead_nodes()
+        return code
+
+
+def ray_command() -> list[str]:
+    """The Ray of the Python running commbench, not whichever `ray` PATH finds (if any): run as
+    /venv/bin/python -m commbench from cron or a Makefile, PATH holds no venv."""
+    beside = Path(sys.executable).parent / "ray"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [sys.executable, "-m", "ray.scripts.scripts"]  # ray's CLI module, for installs without the script
+
+
+def print_tail(path: Path | None, what: str, lines: int = 15) -> None:
+    if path is None or not path.exists():
+        return
+    tail = path.read_text(errors="replace").splitlines()[-lines:]
+    print(f"{what}; the last lines of {path}:", *(f"  {line}" for line in tail), sep="\n", file=sys.stderr)
 
 
 def forget_current_cluster(address: str, path: str = "/tmp/ray/ray_current_cluster") -> None:
@@ -145,14 +182,21 @@ def forget_current_cluster(address: str, path: str = "/tmp/ray/ray_current_clust
         pass
 
 
-def wait_for_port(ns: str, host: str, port: int, timeout_s: float = 60) -> None:
+def wait_for_port(ns: str, host: str, port: int, head: subprocess.Popen | None = None, log: Path | None = None,
+                  timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
     probe = f"import socket; socket.create_connection(('{host}', {port}), timeout=1).close()"
     while time.time() < deadline:
-        if run("python3", "-c", probe, check=False, ns=ns).returncode == 0:
+        if head is not None and head.poll() is not None:  # no use waiting for a head that is gone
+            print_tail(log, f"the Ray head exited with code {head.returncode}")
+            raise ClusterError(f"the Ray head in {ns} exited with code {head.returncode} before listening"
+                               + (f" (its output: {log})" if log else ""))
+        if run(sys.executable, "-c", probe, check=False, ns=ns).returncode == 0:
             return
         time.sleep(0.5)
-    raise ClusterError(f"the Ray head in {ns} did not listen on {host}:{port} within {timeout_s:.0f} s")
+    print_tail(log, "the Ray head did not listen")
+    raise ClusterError(f"the Ray head in {ns} did not listen on {host}:{port} within {timeout_s:.0f} s"
+                       + (f" (its output: {log})" if log else ""))
 
 
 INSIDE_ENV = "COMMBENCH_EMULATED_ADDRESS"  # set for the driver re-run inside the head's namespace
@@ -186,5 +230,5 @@ def signals_ignored():
 def run_emulated(plan, argv: list[str]) -> int:
     """Build the cluster for `plan`, run `python -m commbench <argv>` as its driver, tear it down."""
     link = Link(plan.bandwidth_bits_per_s, plan.latency_s, plan.loss_percent)
-    with sigterm_as_interrupt(), EmulatedCluster(plan.nodes, link) as cluster:
+    with sigterm_as_interrupt(), EmulatedCluster(plan.nodes, link, Path(plan.results_dir) / "emulated") as cluster:
         return cluster.run_inside(argv, {INSIDE_ENV: cluster.address})

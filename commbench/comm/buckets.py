@@ -8,11 +8,13 @@ from typing import Any
 
 
 def ddp_bucket_bytes(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> list[int]:
+    import torch
     import torch.distributed as dist
 
     from commbench.models import build_model
 
-    params = [p for p in build_model(model, **(model_kwargs or {})).parameters() if p.requires_grad]
+    with torch.device("meta"):  # shapes and dtypes are all the layout needs: no memory, no init
+        params = [p for p in build_model(model, **(model_kwargs or {})).parameters() if p.requires_grad]
     ready_order = list(reversed(params))
     cap = int(bucket_cap_mb * 1024 * 1024)
     indices, _ = dist._compute_bucket_assignment_by_size(ready_order, [cap], [False] * len(ready_order))

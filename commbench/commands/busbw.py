@@ -36,11 +36,21 @@ def main(argv: list[str]) -> None:
         sizes = message_sizes(opts["min_bytes"], opts["max_bytes"])
     except ValueError as exc:
         fail(str(exc))
-    rows = on_ray(plan, busbw_loop, {**plan.worker_config(), "sizes": sizes, "iters": opts["iters"],
-                                     "warmup_iters": opts["warmup_iters"]})
+    config = {**plan.worker_config(), "sizes": sizes, "iters": opts["iters"], "warmup_iters": opts["warmup_iters"]}
+    goodput = None
+    if plan.cluster_kind == "emulated":  # the link's single-stream TCP ceiling, measured in the same run
+        from commbench.comm.goodput import busbw_with_goodput
+
+        out = on_ray(plan, busbw_with_goodput, config)
+        rows, goodput = out["rows"], out["goodput"]
+    else:
+        rows = on_ray(plan, busbw_loop, config)
     for row in rows:
         row["algbw"], row["busbw"] = busbw(row["bytes"], row["time_s"], plan.nodes)
     fit = fit_alpha_beta([r["bytes"] for r in rows], [r["time_s"] for r in rows], plan.nodes) if len(rows) > 1 else None
     record = {**collective_record(plan, "busbw"), "rows": rows, "fit": fit, "size_units": size_units(argv)}
+    if goodput is not None:
+        record["goodput"] = goodput  # {bytes, seconds, bytes_per_s} of one stream rank 0 -> 1, or {error}
+        record["goodput_bytes_per_s"] = goodput.get("bytes_per_s")
     append_record(path_of(plan.results_dir, "busbw"), record)
     emit(record, opts["format"], lambda: busbw_table(record))

@@ -1,8 +1,9 @@
-"""`commbench predict`: gradient exchange, step time and efficiency per all-reduce algorithm for a
-network you may not have (given, or the busbw fit), N up to 1024, and the zoo ranked for it.
+"""`commbench predict`: the step simulated from a trace (commbench/timeline.py) per all-reduce
+algorithm, on a network and topology you may not have (given, or the busbw fit), N up to 1024, and
+the zoo ranked for it.
 
-Buckets come from the newest run of the model with the asked compression (else DDP's layout), compute
-from the nodes=1 run with that run's compute setup; the output names the setups it used.
+The trace is the newest nodes=1 run of the model as conf/ configures it (its compute profile and
+buckets); without one, the buckets of any run (else DDP's layout) all ready when compute ends.
 """
 
 from __future__ import annotations
@@ -14,25 +15,32 @@ from commbench.errors import fail
 from commbench.options import FORMAT, RESULTS, Command, Option, choice, positive_float, positive_int
 from commbench.units import parse_bandwidth, parse_latency
 
-COMMAND = Command("predict", "Predict comm time, step time and efficiency per all-reduce algorithm on a given "
-                  "network (or the busbw fit), N up to 1024, and rank the zoo.",
+COMMAND = Command("predict", "Simulate a step (compute from the trace, buckets at their ready offsets, overlap) per "
+                  "all-reduce algorithm on a given network and topology (or the busbw fit), N up to 1024; rank the zoo.",
                   (Option("model", str, "squeezenet", "the model"),
                    Option("nodes", positive_int, 64, "ranks to predict for"),
                    Option("network", choice("given", "fit"), "given", "given: network.bandwidth/latency; fit: busbw's"),
-                   Option("network.bandwidth", parse_bandwidth, None, "link rate (10gbit)"),
-                   Option("network.latency", parse_latency, None, "per-message latency (5us)"),
-                   Option("compression", choice("none", "fp16", "bf16"), "none", "whose recorded buckets to price"),
-                   Option("compute_s", positive_float, None, "compute per step (default: the nodes=1 record's)"),
+                   Option("network.bandwidth", parse_bandwidth, None, "inter-node link rate (10gbit)"),
+                   Option("network.latency", parse_latency, None, "inter-node per-message latency (5us)"),
+                   Option("network.intra_bandwidth", parse_bandwidth, None, "intra-node link rate (default: inter's)"),
+                   Option("network.intra_latency", parse_latency, None, "intra-node latency (default: inter's)"),
+                   Option("cluster.gpus_per_node", positive_int, 1, "ranks per node (hierarchical ring)"),
+                   Option("backend", choice("nccl", "gloo"), "nccl", "collectives at once: nccl 1, gloo 2"),
+                   Option("compression", choice("none", "fp16", "bf16"), "none", "whose recorded trace to use"),
+                   Option("compute_s", positive_float, None, "scale the trace to this step time without comm (s)"),
+                   Option("compute.scale", positive_float, 1.0, "compute times x this (0.1: a device 10x faster)"),
                    Option("batch_size", positive_int, None, "scale the recorded compute to this batch"),
                    RESULTS, FORMAT),
                   examples=("predict model=alexnet nodes=64 network.bandwidth=10gbit network.latency=5us",
+                            "predict model=resnet50 nodes=64 cluster.gpus_per_node=8 network.bandwidth=100gbit "
+                            "network.latency=5us network.intra_bandwidth=2400gbit network.intra_latency=1us",
                             "predict model=squeezenet network=fit"))
 PREDICT_NODES = [2**k for k in range(1, 11)]  # 2 .. 1024
 
 
 def network_for(opts: dict[str, Any], nodes: int):
-    """The link to predict for: given bandwidth and latency, or the busbw fit of the newest busbw
-    record's setup at N (the largest N below when N was not measured: said so)."""
+    """The inter-node link: given bandwidth and latency, or the busbw fit of the newest busbw record's
+    setup at N (the largest N below when N was not measured: said so)."""
     from commbench.netmodel import Network
     from commbench.results.store import path_of, records_of
     from commbench.results.validation import fits_like
@@ -53,71 +61,99 @@ def network_for(opts: dict[str, Any], nodes: int):
     return Network(opts["network.latency"], 8 / opts["network.bandwidth"]), "given"
 
 
-def model_inputs(model: str, runs: list[dict[str, Any]], compression: str, batch_size: int | None) -> dict[str, Any]:
-    """Bucket sizes and compute time per step for one model, and where each came from."""
+def cluster_for(opts: dict[str, Any], inter):
+    from commbench.netmodel import Cluster, Network
+
+    bw, lat = opts["network.intra_bandwidth"], opts["network.intra_latency"]
+    intra = None if bw is None and lat is None else Network(
+        inter.alpha_s if lat is None else lat, inter.beta_s_per_byte if bw is None else 8 / bw)
+    return Cluster(inter, intra, opts["cluster.gpus_per_node"])
+
+
+def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
+    """The trace to simulate for one model, and where it came from."""
     from commbench.comm.buckets import ddp_bucket_bytes
     from commbench.config import model_conf
     from commbench.results import setup
+    from commbench.timeline import Trace
 
+    compression = opts["compression"]
     like = {"model": model, "model_kwargs": {"num_classes": 1000, **model_conf(model)}, "compression": compression,
             "compression_params": {}, "bucket_cap_mb": 25.0}  # the model as conf/ configures it, DDP's buckets
-    mine = setup.matching(runs, like, ("model", "model_kwargs", "compression", "bucket_cap_mb"))
+    mine = [r for r in setup.matching(runs, like, setup.BUCKETS) if r.get("status", "ok") == "ok"]
+    traced = [r for r in mine if r["nodes"] == 1 and r.get("trace")]
     with_buckets = [r for r in mine if r.get("buckets")]
-    trace = with_buckets[-1] if with_buckets else None
-    if trace:
-        buckets = [b["payload_bytes"] for b in sorted(trace["buckets"], key=lambda b: b["index"])]
-        bucket_source = f"record {trace.get('config_hash')} ({setup.describe(trace)})"
-    elif compression == "none":
-        buckets, bucket_source = ddp_bucket_bytes(model, model_conf(model)), "DDP layout"
+    if traced:
+        base = traced[-1]
+        trace, source = Trace.of_record(base), f"trace of nodes=1 record {base.get('config_hash')} ({setup.describe(base)})"
+        trace = trace.scaled((opts["batch_size"] or base["batch_size"]) / base["batch_size"])
+    elif with_buckets or compression == "none":
+        buckets = ([b["payload_bytes"] for b in sorted(with_buckets[-1]["buckets"], key=lambda b: b["index"])]
+                   if with_buckets else ddp_bucket_bytes(model, model_conf(model)))
+        trace = Trace.all_at_end(buckets, 0.0)
+        source = (f"buckets of record {with_buckets[-1].get('config_hash')}" if with_buckets else "DDP layout") + \
+            ", no nodes=1 trace: every bucket ready at the end, compute unknown"
     else:
-        buckets, bucket_source = [], f"no compression={compression} run"
-    ones = [r for r in (setup.matching(mine, trace, setup.COMPUTE) if trace else mine) if r["nodes"] == 1]
-    base = ones[-1] if ones else None
-    compute = setup.non_comm_s(base) * (batch_size or base["batch_size"]) / base["batch_size"] if base else None
-    return {"buckets": buckets, "bucket_source": bucket_source, "compute_s": compute,
-            "compute_source": f"nodes=1 record {base.get('config_hash')} ({setup.describe(base)})" if base else None}
+        return {"trace": None, "source": f"no compression={compression} run"}
+    if opts["compute_s"] is not None:
+        trace = trace.to_step(opts["compute_s"]) if trace.compute_s > 0 else Trace.all_at_end(trace.buckets, opts["compute_s"])
+    if trace.compute_s > 0:
+        trace = trace.scaled(opts["compute.scale"])
+    return {"trace": trace, "source": source}
 
 
-def ranking(runs: list[dict[str, Any]], opts: dict[str, Any], net) -> list[dict[str, Any]]:
-    """Every model by predicted ring comm time at N; efficiency where its compute time is known."""
+def at(trace, nodes: int, cluster, channels: int) -> dict[str, Any]:
+    from commbench.timeline import predict
+
+    out = predict(trace, nodes, cluster, channels)
+    if trace.compute_s == 0:  # compute unknown: only the exchange itself is predicted
+        out = {a: {**p, "step_s": None, "exposed_comm_s": None, "no_overlap_step_s": None} for a, p in out.items()}
+    return out
+
+
+def ranking(runs: list[dict[str, Any]], opts: dict[str, Any], cluster, channels: int) -> list[dict[str, Any]]:
+    """Every model by predicted ring comm time at N; step and efficiency where a trace gives compute."""
     from commbench.models import MODELS
-    from commbench.netmodel import predict
 
     rows = []
     for name in MODELS:
-        other = model_inputs(name, runs, "none", opts["batch_size"])
-        guess = predict(other["buckets"], opts["nodes"], net, other["compute_s"])["ring"]
-        rows.append({"model": name, "payload_bytes": sum(other["buckets"]), "buckets": len(other["buckets"]),
-                     "compute_s": other["compute_s"], "comm_s": guess["comm_s"], "efficiency": guess["efficiency"]})
+        trace = model_inputs(name, runs, {**opts, "compression": "none", "compute_s": None})["trace"]
+        ring = at(trace, opts["nodes"], cluster, channels)["ring"]
+        rows.append({"model": name, "payload_bytes": sum(trace.buckets), "buckets": len(trace.buckets),
+                     "compute_s": trace.compute_s or None, "comm_s": ring["comm_s"],
+                     "exposed_comm_s": ring["exposed_comm_s"], "efficiency": ring["efficiency"]})
     return sorted(rows, key=lambda r: r["comm_s"])
 
 
 def main(argv: list[str]) -> None:
     opts, _ = COMMAND.parse(argv)
     from commbench.models import UnknownModelError, get_spec
-    from commbench.netmodel import predict
     from commbench.results.store import records_of
-    from commbench.sinks.console import predict_tables
+    from commbench.sinks.predictions import predict_tables
+    from commbench.timeline import CHANNELS
     try:
         get_spec(opts["model"])
     except UnknownModelError as exc:
         fail(str(exc))
     net, net_source = network_for(opts, opts["nodes"])
+    cluster, channels = cluster_for(opts, net), CHANNELS[opts["backend"]]
     runs = records_of(opts["results_dir"], "run")
-    inputs = model_inputs(opts["model"], runs, opts["compression"], opts["batch_size"])
-    if not inputs["buckets"]:
+    inputs = model_inputs(opts["model"], runs, opts)
+    trace = inputs["trace"]
+    if trace is None:
         fail(f"no run of {opts['model']} with compression={opts['compression']} in {opts['results_dir']}")
-    given = opts["compute_s"] is not None
-    compute = opts["compute_s"] if given else inputs["compute_s"]
     out = {
-        "model": opts["model"], "nodes": opts["nodes"], "compression": opts["compression"],
+        "model": opts["model"], "nodes": opts["nodes"], "compression": opts["compression"], "backend": opts["backend"],
         "network": {"alpha_s": net.alpha_s, "beta_s_per_byte": net.beta_s_per_byte,
                     "bandwidth_bits_per_s": net.bandwidth_bits_per_s, "source": net_source},
-        "buckets": inputs["buckets"], "bucket_source": inputs["bucket_source"],
-        "compute_s": compute, "compute_source": "given" if given else inputs["compute_source"],
-        "at_nodes": predict(inputs["buckets"], opts["nodes"], net, compute),
-        "by_nodes": [{"nodes": n, **predict(inputs["buckets"], n, net, compute)}
-                     for n in sorted(set(PREDICT_NODES) | {opts["nodes"]})],
-        "ranking": ranking(runs, opts, net),
+        "gpus_per_node": cluster.ranks_per_node,
+        "intra_network": None if cluster.intra is None else {"alpha_s": cluster.intra.alpha_s,
+                                                             "bandwidth_bits_per_s": cluster.intra.bandwidth_bits_per_s},
+        "buckets": list(trace.buckets), "trace_source": inputs["source"],
+        "compute_s": trace.compute_s or None, "trace": {"forward_s": trace.forward_s, "backward_s": trace.backward_s,
+                                                       "codec_s": trace.codec_s, "optimizer_s": trace.optimizer_s},
+        "at_nodes": at(trace, opts["nodes"], cluster, channels),
+        "by_nodes": [{"nodes": n, **at(trace, n, cluster, channels)} for n in sorted(set(PREDICT_NODES) | {opts["nodes"]})],
+        "ranking": ranking(runs, opts, cluster, channels),
     }
     emit(out, opts["format"], lambda: predict_tables(out))

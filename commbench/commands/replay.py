@@ -1,35 +1,68 @@
-"""`commbench replay`: a recorded run's gradient buckets, in DDP's order, through the same all-reduce
-with no compute, on N real ranks; appended to replay.jsonl with the setup identity.
+"""`commbench replay`: a recorded step's gradient exchange on N real ranks over the real (or emulated)
+network, without its compute; one record per model in replay.jsonl, with the setup identity.
 
-The buckets come from the newest run of the model whose bucket layout is this plan's (model, variant,
-compression, bucket cap); the projected efficiency uses the nodes=1 run with that run's compute setup.
+mode=trace (default): the step trace of the newest nodes=1 run with this plan's compute identity
+(model, batch, image size, threads per worker, device, compression), compute as sleep, collectives at
+their recorded ready offsets: the network is what a replay varies. mode=back_to_back: the buckets of
+the newest run with this bucket layout, one all-reduce after the other, no compute.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from commbench.commands.common import COLLECTIVE_OPTIONS, collective_start, emit, on_ray
+from commbench.commands.common import COLLECTIVE_OPTIONS, emit, emulate_if_asked, on_ray
 from commbench.errors import fail
-from commbench.options import FORMAT, Command
+from commbench.options import FORMAT, Command, Option, choice, positive_float
 
-COMMAND = Command("replay", "Replay a recorded run's gradient buckets through all-reduces with no compute: what "
-                  "one step's exchange costs without training's CPU contention.",
-                  (*COLLECTIVE_OPTIONS, FORMAT), run_options=True,
-                  examples=("replay model=alexnet nodes=4",
-                            "replay model=squeezenet nodes=8 cluster=emulated network.bandwidth=100mbit"))
+COMMAND = Command("replay", "Replay a recorded step on N real ranks with compute as sleep (collectives issued at their "
+                  "recorded ready offsets): step time, exposed comm and E(N) for this network, without CPU contention.",
+                  (*COLLECTIVE_OPTIONS,
+                   Option("mode", choice("trace", "back_to_back"), "trace",
+                          "trace: compute as sleep, buckets at their offsets; back_to_back: buckets in a row, no compute"),
+                   Option("models", lambda s: [m for m in s.split(",") if m], None,
+                          "several models in one cluster (alexnet,squeezenet); default: model="),
+                   Option("trace", str, None, "config_hash (or its start) of the run whose trace to replay"),
+                   Option("compute.scale", positive_float, 1.0, "compute times x this (0.1: a device 10x faster)"),
+                   Option("compute.step_s", positive_float, None, "scale the profile to this step time (s)"),
+                   FORMAT), run_options=True,
+                  examples=("replay model=alexnet nodes=8 cluster=emulated network.bandwidth=100mbit",
+                            "replay models=alexnet,squeezenet nodes=4 compute.scale=0.1",
+                            "replay model=alexnet nodes=4 mode=back_to_back"))
+
+ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
-def trace_record(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The newest run whose buckets are laid out as this plan's would be; one line when there is none."""
-    from commbench.comm.schemes import REPLAYABLE, collective_of
+def trace_run(plan, runs: list[dict[str, Any]], wanted: str | None) -> dict[str, Any]:
+    """The nodes=1 run whose trace this plan replays: `wanted` by hash, else the newest whose compute
+    identity is the plan's. One line when there is none."""
     from commbench.results import setup
 
-    if collective_of(plan.compression) != "all_reduce":
-        fail(f"replay issues all-reduces; compression={plan.compression} sends its buckets through all-gathers")
-    if plan.compression not in REPLAYABLE:
-        fail(f"replay sends each recorded bucket as one all-reduce; compression={plan.compression} computes its "
-             f"payload anew every step in several (replayable: {', '.join(sorted(REPLAYABLE))})")
+    ones = [r for r in runs if r.get("model") == plan.model and r.get("nodes") == 1 and r.get("trace")
+            and r.get("status", "ok") == "ok"]
+    if wanted:
+        hits = [r for r in runs if str(r.get("config_hash", "")).startswith(wanted) and r.get("trace")]
+        if not hits:
+            fail(f"trace={wanted}: no run with that config_hash and a trace in {plan.runs_file}")
+        if hits[-1].get("model") != plan.model:
+            fail(f"trace={wanted} is a run of {hits[-1].get('model')}, not {plan.model}")
+        return hits[-1]
+    fields = tuple(f for f in setup.COMPUTE if f != "device")  # the workers report the device
+    like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
+    same = setup.matching(ones, like, fields)
+    if same:
+        return same[-1]
+    if ones:
+        fail(f"no nodes=1 run of {plan.model} with this compute setup in {plan.runs_file}: the newest differs in "
+             + "; ".join(setup.differences(ones[-1], like, fields)))
+    fail(f"no nodes=1 run of {plan.model} with a trace in {plan.runs_file}: run `python -m commbench "
+         f"model={plan.model} nodes=1` (same batch_size, threads) first")
+
+
+def bucket_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """back_to_back: the newest run whose buckets are laid out as this plan's would be."""
+    from commbench.results import setup
+
     like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
     of_model = [r for r in runs if r.get("model") == plan.model and r.get("buckets")]
     same = setup.matching(of_model, like, setup.BUCKETS)
@@ -42,41 +75,100 @@ def trace_record(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
          f"run `python -m commbench model={plan.model} nodes=2` first")
 
 
-def baseline(runs: list[dict[str, Any]], trace: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest nodes=1 run with the trace's compute setup (same threads, batch, image, device)."""
+def job_for(plan, runs: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
+    """What the workers replay for one model, and the record it came from."""
+    from commbench.comm.schemes import REPLAYABLE, collective_of
+    from commbench.timeline import Trace
+
+    if collective_of(plan.compression) != "all_reduce":
+        fail(f"replay issues all-reduces; compression={plan.compression} sends its buckets through all-gathers")
+    if plan.compression not in REPLAYABLE:
+        fail(f"replay sends each recorded bucket as one all-reduce; compression={plan.compression} computes its "
+             f"payload anew every step in several (replayable: {', '.join(sorted(REPLAYABLE))})")
+    if opts["mode"] == "back_to_back":
+        source = bucket_run(plan, runs)
+        buckets = [{"payload_bytes": b["payload_bytes"], "dtype": b["dtype"]}
+                   for b in sorted(source["buckets"], key=lambda b: b["index"])]
+        return {"model": plan.model, "source": source, "buckets": buckets, "trace": None}
+    source = trace_run(plan, runs, opts["trace"])
+    trace = Trace.of_record(source)
+    if opts["compute.step_s"] is not None:
+        trace = trace.to_step(opts["compute.step_s"])
+    trace = trace.scaled(opts["compute.scale"])
+    return {"model": plan.model, "source": source, "buckets": source["trace"]["buckets"],
+            "trace": {"forward_s": trace.forward_s, "backward_s": trace.backward_s, "codec_s": trace.codec_s,
+                      "optimizer_s": trace.optimizer_s, "ready_s": list(trace.ready_s)},
+            "trace_step_s": trace.compute_s}
+
+
+def plans_and_jobs(argv: list[str]):
+    """Every check before Ray starts: options, a plan per model, the record each replays."""
+    from commbench.overrides import plan_from
+    from commbench.results.store import records_of
+
+    opts, overrides = COMMAND.parse(argv)
+    models = opts["models"] or [None]
+    plans = [plan_from([*overrides, f"model={m}"] if m else overrides) for m in models]
+    if plans[0].nodes < 2:
+        fail("replay needs nodes >= 2: an all-reduce on one rank moves no bytes")
+    runs = records_of(plans[0].results_dir, "run")
+    return opts, plans, [job_for(p, runs, opts) for p in plans]
+
+
+def record_of(plan, job: dict[str, Any], out: dict[str, Any], opts: dict[str, Any],
+              runs: list[dict[str, Any]]) -> dict[str, Any]:
+    from commbench.results import setup
+    from commbench.results.store import collective_record
+    from commbench.stats import percentile
+
+    source, iters, mode = job["source"], out["iters"], opts["mode"]
+    payload = sum(b["payload_bytes"] for b in job["buckets"])
+    if out["payloads"] != [payload]:
+        fail(f"replay of {plan.model} sent {out['payloads']} bytes per iteration, the record says {payload}", code=1)
+    med = {k: percentile([i[k] for i in iters], 50) for k in ("step_s", "exposed_comm_s", "comm_busy_s")}
+    record = {**collective_record(plan, "replay"), **setup.setup_of(source, ("device", "host_cpus")),
+              "mode": mode, "model": plan.model, "model_kwargs": plan.model_kwargs,
+              "trace_config_hash": source.get("config_hash"), "bucket_bytes": [b["payload_bytes"] for b in job["buckets"]],
+              "payload_bytes": payload, "iters": len(iters), "per_iter": iters,
+              "step_time_s": med["step_s"], "step_time_p90_s": percentile([i["step_s"] for i in iters], 90),
+              "exposed_comm_s": med["exposed_comm_s"], "comm_busy_s": med["comm_busy_s"]}
+    if mode == "trace":
+        record.update(compute_scale=opts["compute.scale"], compute_step_s=opts["compute.step_s"],
+                      trace_step_s=job["trace_step_s"], comm_time_s=med["exposed_comm_s"],
+                      comm_time_p90_s=percentile([i["exposed_comm_s"] for i in iters], 90),
+                      efficiency=job["trace_step_s"] / med["step_s"], compute_time_1_s=job["trace_step_s"])
+        record["projected_efficiency"] = record["efficiency"]
+    else:
+        record.update(comm_time_s=med["step_s"], comm_time_p90_s=record["step_time_p90_s"],
+                      times_s=[i["step_s"] for i in iters], **projection(runs, source, med["step_s"]))
+    return record
+
+
+def projection(runs: list[dict[str, Any]], source: dict[str, Any], comm_s: float) -> dict[str, Any]:
+    """back_to_back: t / (t + comm), t the step outside exposed comm of the nodes=1 run with the
+    bucket record's compute setup."""
+    from commbench.netmodel import efficiency
     from commbench.results import setup
 
-    base = [r for r in setup.matching(runs, trace, setup.COMPUTE) if r["nodes"] == 1]
-    return base[-1] if base else None
+    base = [r for r in setup.matching(runs, source, setup.COMPUTE) if r["nodes"] == 1]
+    t = setup.non_comm_s(base[-1]) if base else None
+    return {"compute_time_1_s": t, "projected_efficiency": efficiency(t, comm_s) if t else None}
 
 
 def main(argv: list[str]) -> None:
     from commbench.comm.replay import replay_loop
-    from commbench.netmodel import efficiency
-    from commbench.results import setup
-    from commbench.results.store import append_record, collective_record, path_of, records_of
-    from commbench.sinks.console import replay_table
-    from commbench.stats import percentile
+    from commbench.results.store import append_record, path_of, records_of
+    from commbench.sinks.predictions import replay_table
 
-    started = collective_start(COMMAND, argv)
-    if started is None:
+    opts, plans, jobs = plans_and_jobs(argv)
+    if emulate_if_asked(plans[0], ["replay", *argv]):
         return
-    opts, plan = started
-    runs = records_of(plan.results_dir, "run")
-    trace = trace_record(plan, runs)
-    buckets = sorted(trace["buckets"], key=lambda b: b["index"])
-    out = on_ray(plan, replay_loop, {**plan.worker_config(), "buckets": buckets, "iters": opts["iters"],
-                                     "warmup_iters": opts["warmup_iters"]})
-    payload = sum(b["payload_bytes"] for b in buckets)
-    if out["payloads"] != [payload]:
-        fail(f"replay sent {out['payloads']} bytes per iteration, the record says {payload}", code=1)
-    base = baseline(runs, trace)
-    record = {**collective_record(plan, "replay"), "model": plan.model, "model_kwargs": plan.model_kwargs,
-              "trace_config_hash": trace.get("config_hash"), "bucket_bytes": [b["payload_bytes"] for b in buckets],
-              "payload_bytes": payload, "iters": len(out["times_s"]), "comm_time_s": percentile(out["times_s"], 50),
-              "comm_time_p90_s": percentile(out["times_s"], 90), "times_s": out["times_s"],
-              "compute_time_1_s": setup.non_comm_s(base) if base else None}
-    record["projected_efficiency"] = (efficiency(record["compute_time_1_s"], record["comm_time_s"])
-                                      if record["compute_time_1_s"] else None)
-    append_record(path_of(plan.results_dir, "replay"), record)
-    emit(record, opts["format"], lambda: replay_table(record))
+    runs = records_of(plans[0].results_dir, "run")
+    cfg = {**plans[0].worker_config(), "iters": opts["iters"], "warmup_iters": opts["warmup_iters"],
+           "replays": [{"buckets": [{"numel": b["payload_bytes"] // ITEMSIZE[b["dtype"]], "dtype": b["dtype"]}
+                                    for b in j["buckets"]], "trace": j["trace"]} for j in jobs]}
+    out = on_ray(plans[0], replay_loop, cfg)
+    records = [record_of(p, j, o, opts, runs) for p, j, o in zip(plans, jobs, out["replays"])]
+    for r in records:
+        append_record(path_of(plans[0].results_dir, "replay"), r)
+    emit(records if len(records) > 1 else records[0], opts["format"], lambda: replay_table(records))

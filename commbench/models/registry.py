@@ -72,14 +72,19 @@ class UnknownModelError(KeyError):
 
 @dataclass(frozen=True)
 class _Torchvision:
-    """Builder for a torchvision model; a dataclass so specs pickle and compare by value."""
+    """Builder for a torchvision model; a dataclass so specs pickle and compare by value.
+    ``fixed``: constructor arguments that are part of the architecture, not a variant."""
 
     fn: str
+    fixed: Mapping[str, Any] = field(default_factory=FrozenDict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fixed", FrozenDict(self.fixed))
 
     def __call__(self, num_classes: int = 1000) -> nn.Module:
         import torchvision.models as tvm  # only where a torchvision model is built: it costs ~1.6 s to import
 
-        return getattr(tvm, self.fn)(weights=None, num_classes=num_classes)  # never download weights
+        return getattr(tvm, self.fn)(weights=None, num_classes=num_classes, **self.fixed)  # never download weights
 
 
 _SHUFFLENET_V2 = {0.5: "shufflenet_v2_x0_5", 1.0: "shufflenet_v2_x1_0",
@@ -96,7 +101,7 @@ def _spec(name, build, source, min_image_size, **defaults) -> tuple[str, ModelSp
     return name, ModelSpec(name, build, source, min_image_size, defaults)
 
 
-# Order matters: AlexNet (the baseline), the SqueezeNet family, then the other compact CNNs.
+# Order matters: AlexNet (the baseline), the SqueezeNet family, the other compact CNNs, then the large ones.
 MODELS: dict[str, ModelSpec] = dict([
     _spec("alexnet", _Torchvision("alexnet"), TORCHVISION, 63),
     _spec("squeezenet", _Torchvision("squeezenet1_0"), TORCHVISION, 21),
@@ -121,6 +126,15 @@ MODELS: dict[str, ModelSpec] = dict([
           growth_rate=12, depth=100),
     _spec("resnet50", _Torchvision("resnet50"), TORCHVISION, 1),
     _spec("resnext50_32x4d", _Torchvision("resnext50_32x4d"), TORCHVISION, 1),
+    # The large CNNs whose data-parallel scaling is published (e.g. Horovod's VGG-16 / ResNet-101 /
+    # Inception V3 figures), to put commbench's predictions beside.
+    _spec("vgg16", _Torchvision("vgg16"), TORCHVISION, 32),
+    _spec("resnet101", _Torchvision("resnet101"), TORCHVISION, 1),
+    # aux_logits: the published 27,161,264 includes the auxiliary classifier, which runs only in
+    # training and needs a 17x17 Mixed_6e map: 299 px (75 px in eval).  init_weights=False: the same
+    # parameters, half the build time (truncated-normal init), and no FutureWarning.
+    _spec("inception_v3", _Torchvision("inception_v3", {"aux_logits": True, "init_weights": False}),
+          TORCHVISION, 299),
 ])
 
 
@@ -158,28 +172,43 @@ def count_params_meta(name: str, num_classes: int = 1000, **kwargs: Any) -> int:
         return count_params(build_model(name, num_classes=num_classes, **kwargs))
 
 
+def logits(out: Any) -> torch.Tensor:
+    """The class scores of a forward: Inception3 in training returns (logits, aux_logits)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def forward_ok(model: nn.Module, size: int, batch: int = 1) -> bool:
-    """Does a (batch, 3, size, size) input go through and give one logit row per sample?"""
+    """Does a (batch, 3, size, size) input go through (in the model's current mode) and give one
+    logit row per sample?"""
     try:
         with torch.no_grad():
-            out = model(torch.zeros(batch, 3, size, size))
+            out = logits(model(torch.zeros(batch, 3, size, size)))
     except (RuntimeError, ValueError):  # too small: a kernel/pool larger than its input
         return False
     return out.dim() == 2 and out.shape[0] == batch
 
 
+def accepts(model: nn.Module, size: int) -> bool:
+    """Does a size go through in eval (batch 1: BatchNorm uses running statistics) and in training
+    (batch 2: BatchNorm needs two values per channel), as a run needs?  Only training runs
+    inception_v3's auxiliary classifier.  Leaves the model in eval mode."""
+    try:
+        return forward_ok(model.eval(), size) and forward_ok(model.train(), size, batch=2)
+    finally:
+        model.eval()
+
+
 def measure_min_image_size(model: nn.Module, limit: int = 1024) -> int:
-    """Smallest square size that forwards, by binary search (sizes that fit only grow)."""
-    model.eval()  # batch of 1: BatchNorm must use running statistics
+    """Smallest square size that `accepts`, by binary search (sizes that fit only grow)."""
     hi = 8
-    while not forward_ok(model, hi):
+    while not accepts(model, hi):
         if hi >= limit:
             raise ValueError(f"no input size up to {limit} px goes through the model")
         hi *= 2
     lo = 0  # size 0 never works
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if forward_ok(model, mid) else (mid, hi)
+        lo, hi = (lo, mid) if accepts(model, mid) else (mid, hi)
     return hi
 
 

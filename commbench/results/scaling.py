@@ -80,8 +80,10 @@ REPLAY_MATCH = (*setup.NETWORK, *setup.BUCKETS)  # a replay stands for a run ove
 
 
 def replay_time(replays: list[dict[str, Any]], run: dict[str, Any]) -> float | None:
-    """The newest replay of this run's buckets at its N over its network, if any."""
-    same = [r for r in setup.matching(replays, run, REPLAY_MATCH) if r["nodes"] == run["nodes"]]
+    """The newest back-to-back replay of this run's buckets at its N over its network, if any (a trace
+    replay's step depends on the compute it slept: `validate` compares those)."""
+    same = [r for r in setup.matching(replays, run, REPLAY_MATCH) if r["nodes"] == run["nodes"]
+            and r.get("mode", "back_to_back") == "back_to_back"]
     return same[-1]["comm_time_s"] if same else None
 
 

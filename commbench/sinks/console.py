@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.table import Table
 
+from commbench.sinks.link import goodput_notes, link_rows
 from commbench.stats import largest_first
 
 # Rich falls back to 80 columns when piped; tables of 6-7 columns read better wider.
@@ -45,6 +46,7 @@ def run_table(record: dict[str, Any], top_layers: int = 5) -> Table:
         ("top layers by bytes", ", ".join(
             f"{layer} {share:.0%}" for layer, share in layer_shares(record, top_layers))),
         ("start-up", f"Ray {record['ray_init_s']:.1f} s, trainer {record['fit_s']:.1f} s in all"),
+        *link_rows(record),
     ]
     for what, value in rows:
         table.add_row(what, value)
@@ -118,13 +120,16 @@ def fmt_size(n: float, binary: bool) -> str:
 def busbw_table(record: dict[str, Any]) -> Table:
     """Like nccl-tests: size, count, type, time (us), algbw and busbw (GB/s)."""
     binary = record.get("size_units", "binary") == "binary"
+    ceiling = record.get("goodput_bytes_per_s")
     table = _table(f"all-reduce (sum), {record['nodes']} ranks: busbw = algbw x 2(N-1)/N",
                    [("size (B)", "right"), ("size", "right"), ("count", "right"), ("type", "left"),
-                    ("iters", "right"), ("time (us)", "right"), ("algbw (GB/s)", "right"), ("busbw (GB/s)", "right")])
+                    ("iters", "right"), ("time (us)", "right"), ("algbw (GB/s)", "right"), ("busbw (GB/s)", "right"),
+                    *([("of goodput", "right")] if ceiling else [])])
     for r in record["rows"]:
         table.add_row(f"{r['bytes']:,}", fmt_size(r["bytes"], binary), f"{r['bytes'] // 4:,}", "float",
-                      str(r["iters"]), f"{r['time_s'] * 1e6:,.1f}", f"{r['algbw'] / 1e9:.3f}", f"{r['busbw'] / 1e9:.3f}")
-    notes = []
+                      str(r["iters"]), f"{r['time_s'] * 1e6:,.1f}", f"{r['algbw'] / 1e9:.3f}", f"{r['busbw'] / 1e9:.3f}",
+                      *([f"{r['busbw'] / ceiling:.0%}"] if ceiling else []))
+    notes = goodput_notes(record)
     fit = record.get("fit")
     if fit:
         notes.append(f"ring fit T(n) = 2(N-1) alpha + 2(N-1)/N n beta: alpha {fit['alpha_s'] * 1e6:.1f} us, "
@@ -135,16 +140,6 @@ def busbw_table(record: dict[str, Any]) -> Table:
         notes.append("sizes above 8 MiB ran fewer iterations (iters x 8 MiB / size, at least 3) so that the "
                      "largest messages do not dominate the sweep's time")
     table.caption = "\n".join(notes) or None
-    return table
-
-
-def replay_table(record: dict[str, Any]) -> Table:
-    table = _table(f"comm-only replay: {record['model']} on {record['nodes']} ranks", [("what", "left"), ("value", "left")])
-    table.add_row("buckets (DDP order)", ", ".join(fmt_bytes(b) for b in record["bucket_bytes"]))
-    table.add_row("payload / step", f"{fmt_bytes(record['payload_bytes'])} ({record['payload_bytes']:,} B, checked)")
-    table.add_row("comm time median / p90", f"{fmt_ms(record['comm_time_s'])} / {fmt_ms(record['comm_time_p90_s'])}")
-    table.add_row("compute time at N=1", _opt_ms(record["compute_time_1_s"]))
-    table.add_row("projected efficiency", _pct(record["projected_efficiency"]))
     return table
 
 
@@ -175,42 +170,6 @@ def layers_table(model: str, rows: list[dict[str, Any]], total: int, n_layers: i
                    [("layer", "left"), ("grad bytes", "right"), ("share", "right")])
     for r in rows:
         table.add_row(r["layer"], f"{r['grad_bytes']:,}", f"{r['share']:.1%}")
-    return table
-
-
-def predict_tables(out: dict[str, Any]) -> Group:
-    net = out["network"]
-    head = (f"{out['model']}: {fmt_bytes(sum(out['buckets']))} in {len(out['buckets'])} bucket(s) ({out['bucket_source']}); "
-            f"network alpha {net['alpha_s'] * 1e6:.2f} us, {net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s ({net['source']}); "
-            f"compute {_opt_ms(out['compute_s'])} per step" + (f" ({out['compute_source']})" if out["compute_s"] is not None
-                                                               else " (unknown: run nodes=1 or give compute_s=)"))
-    algorithms = list(out["at_nodes"])
-    at = _table(f"predicted at N={out['nodes']}", [("algorithm", "left"), ("comm / step", "right"),
-                                                    ("step", "right"), ("efficiency", "right")])
-    for alg, p in out["at_nodes"].items():
-        at.add_row(alg, fmt_ms(p["comm_s"]), _opt_ms(p["step_s"]), _pct(p["efficiency"]))
-    by_n = _table("comm time per step (efficiency) by N", [("N", "right")] + [(a, "right") for a in algorithms])
-    for row in out["by_nodes"]:
-        by_n.add_row(str(row["nodes"]), *(f"{fmt_ms(row[a]['comm_s'])} ({_pct(row[a]['efficiency'])})" for a in algorithms))
-    rank = _table(f"which model's gradients cost least here? ranked by predicted ring comm time at N={out['nodes']}; "
-                  "efficiency only where a nodes=1 record gives the compute time",
-                  [("#", "right"), ("model", "left"), ("payload", "right"), ("buckets", "right"),
-                   ("comm / step", "right"), ("compute / step", "right"), ("efficiency", "right")])
-    for i, r in enumerate(out["ranking"], start=1):
-        rank.add_row(str(i), r["model"], fmt_bytes(r["payload_bytes"]), str(r["buckets"]), fmt_ms(r["comm_s"]),
-                     _opt_ms(r["compute_s"]), _pct(r["efficiency"]))
-    return Group(head, at, by_n, rank)
-
-
-def validate_table(rows: list[dict[str, Any]]) -> Table:
-    table = _table("alpha-beta (busbw fit) vs measured comm-only replay, ring all-reduce",
-                   [("model", "left"), ("N", "right"), ("payload", "right"), ("measured", "right"),
-                    ("predicted", "right"), ("error", "right")])
-    for r in rows:
-        table.add_row(r["model"], str(r["nodes"]), fmt_bytes(r["payload_bytes"]), fmt_ms(r["measured_s"]),
-                      fmt_ms(r["predicted_s"]), f"{r['error']:+.1%}")
-    errors = [abs(r["error"]) for r in rows]
-    table.caption = f"mean |error| {sum(errors) / len(errors):.1%}, max |error| {max(errors):.1%}"
     return table
 
 

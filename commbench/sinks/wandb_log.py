@@ -99,6 +99,18 @@ def bucket_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return columns, [[b["index"], b["payload_bytes"], b["numel"], b["params"], b["dtype"]] for b in record["buckets"]]
 
 
+def trace_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The step trace (record["trace"]), a row per rank and bucket in hook order: the bucket's
+    payload, dtype, collective and ready offset, beside the rank's compute medians."""
+    columns = ["rank", "bucket", "payload_bytes", "dtype", "collective", "ready_offset_s", "forward_s", "backward_s",
+               "codec_s", "optimizer_s"]
+    trace = record.get("trace") or {"buckets": [], "ranks": []}
+    rows = [[r["rank"], b["index"], b["payload_bytes"], b["dtype"], b["collective"], offset, r["forward_s"],
+             r["backward_s"], r["codec_s"], r["optimizer_s"]]
+            for r in trace["ranks"] for b, offset in zip(trace["buckets"], r["ready_offsets_s"])]
+    return columns, rows
+
+
 def layer_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     from commbench.stats import largest_first
 
@@ -129,9 +141,12 @@ def log_run(settings: WandbSettings, record: dict[str, Any], efficiency: float |
             rows = step_rows(record)
             for i, row in enumerate(rows):
                 if i == len(rows) - 1:
-                    row = {**row, "buckets": table(bucket_rows(record)), "layers": table(layer_rows(record))}
+                    row = {**row, "buckets": table(bucket_rows(record)), "layers": table(layer_rows(record)),
+                           "trace_buckets": table(trace_rows(record))}
                 run.log(row, step=i)
             run.summary.update(run_summary(record, efficiency))
+            if record.get("trace"):
+                run.summary["trace"] = record["trace"]  # the same field as the record's
             return where(run, settings)
 
     return guarded(settings, action)
