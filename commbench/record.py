@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commbench.comm.wire import header_overhead, wire_overhead
+from commbench.framing import header_overhead, wire_overhead
 from commbench.results.store import base_record
 from commbench.comm.schemes import collective_of
 from commbench.stats import layer_bytes, per_step, ring_sent_bytes, summarize

@@ -65,7 +65,7 @@ def test_replay_sends_exactly_the_models_bytes(tmp_path):
     replayed = sorted(bucket_run(plan, records_of(tmp_path, "run"))["buckets"], key=lambda b: b["index"])
     assert [b["index"] for b in replayed] == [0, 1, 2, 3]
     job = {"buckets": [{"numel": b["payload_bytes"] // ITEMSIZE[b["dtype"]], "dtype": b["dtype"]} for b in replayed],
-           "trace": None}  # back to back
+           "traces": None}  # back to back
     cfg = {**worker_config(["nodes=2"], str(tmp_path)), "replays": [job], "iters": 3, "warmup_iters": 1}
     [out] = spawn(replay_loop, 2, cfg)["replays"]
     assert out["payloads"] == [4 * count_params(build_model("resnet50"))] == [sum(payloads)]

@@ -19,7 +19,7 @@ import pytest
 from commbench.cluster import emulated, netns
 from commbench.cluster.emulated import ClusterError, EmulatedCluster, Link, clean_stale
 from commbench.comm.goodput import busbw_with_goodput, interface_ipv4, link_goodput
-from commbench.comm.wire import header_overhead, link_overhead, wire_overhead
+from commbench.framing import header_overhead, link_overhead, wire_overhead
 from commbench.sinks.console import busbw_table
 from commbench.sinks.link import link_rows
 from tests.ddp_harness import spawn, worker_config

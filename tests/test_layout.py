@@ -92,7 +92,7 @@ LAYERS = [
     ("commbench.timeline",),
     ("commbench.netmodel",),
     ("commbench.config", "commbench.options", "commbench.units", "commbench.errors", "commbench.host",
-     "commbench.stats", "commbench.split"),
+     "commbench.stats", "commbench.split", "commbench.framing"),
 ]
 
 

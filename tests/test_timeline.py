@@ -123,8 +123,8 @@ def test_trace_replay_on_real_gloo_ranks_sends_the_payload(tmp_path):
     cfg = worker_config(["nodes=3"], str(tmp_path))
     trace = {"forward_s": 0.02, "backward_s": 0.05, "codec_s": 0.0, "optimizer_s": 0.01, "ready_s": [0.01, 0.05]}
     cfg.update(iters=3, warmup_iters=1, replays=[
-        {"buckets": [{"numel": 1000, "dtype": "float32"}, {"numel": 500, "dtype": "float16"}], "trace": trace},
-        {"buckets": [{"numel": 1000, "dtype": "float32"}], "trace": None}])
+        {"buckets": [{"numel": 1000, "dtype": "float32"}, {"numel": 500, "dtype": "float16"}], "traces": [trace]},
+        {"buckets": [{"numel": 1000, "dtype": "float32"}], "traces": None}])
     out = spawn(_replay, 3, cfg)
     traced, back = out["replays"]
     assert traced["payloads"] == [4000 + 1000] and back["payloads"] == [4000]
@@ -132,3 +132,48 @@ def test_trace_replay_on_real_gloo_ranks_sends_the_payload(tmp_path):
     for it in traced["iters"]:
         assert it["step_s"] >= 0.08 and 0 <= it["exposed_comm_s"] < it["step_s"]
     assert all(it["step_s"] == it["exposed_comm_s"] for it in back["iters"])
+
+
+def test_gloo_channels_are_torchs_default_worker_threads():
+    """The simulated gloo runs as many collectives at once as ProcessGroupGloo has worker threads."""
+    import torch.distributed as dist
+
+    assert CHANNELS["gloo"] == dist.ProcessGroupGloo._Options()._threads and CHANNELS["nccl"] == 1
+
+
+def _trace_record(nodes: int, config_hash: str, **extra) -> dict:
+    return {"kind": "run", "model": "squeezenet", "model_kwargs": {"num_classes": 1000}, "nodes": nodes,
+            "status": "ok", "config_hash": config_hash, "batch_size": 8, "image_size": 64, "threads_per_worker": 1,
+            "trace": {"buckets": [{"index": 0, "payload_bytes": 1_000_000, "dtype": "float32", "collective": "all_reduce"}],
+                      "ranks": [{"rank": 0, "forward_s": 0.02, "backward_s": 0.05, "codec_s": 0.0, "optimizer_s": 0.01,
+                                 "ready_offsets_s": [0.05]}]}, **extra}
+
+
+def test_validation_pairs_prediction_replay_and_run_on_one_setup():
+    """predicted (link rate less framing: no busbw fit) vs trace replay vs the trained run, by hand."""
+    from commbench.framing import link_overhead
+    from commbench.results.validation import timeline_rows
+
+    link = {"cluster_kind": "emulated", "bandwidth_bits_per_s": 100e6}
+    trace = _trace_record(1, "t1")
+    run = _trace_record(2, "r2", step_time_s=0.2, exposed_comm_s=0.11, **link)
+    replay = {"kind": "replay", "mode": "trace", "model": "squeezenet", "nodes": 2, "trace_config_hash": "t1",
+              "trace_nodes": 1, "compute_scale": 1.0, "compute_step_s": None, "payload_bytes": 1_000_000,
+              "step_time_s": 0.18, "exposed_comm_s": 0.1, **link}
+    loopback = {**replay, "cluster_kind": "local", "bandwidth_bits_per_s": None}
+    [row] = timeline_rows([trace, run], [replay, loopback], [])
+    comm = 2 * 1 / 2 * 1_000_000 * 8 * link_overhead(1500) / 100e6  # the ring at N=2, no alpha
+    assert row["predicted_step_s"] == pytest.approx(0.08 + comm)
+    assert row["predict_vs_replay"] == pytest.approx((0.08 + comm - 0.18) / 0.18)
+    assert row["replay_vs_run"] == pytest.approx((0.18 - 0.2) / 0.2)
+    assert row["trace"] == "nodes=1" and row["network"] == "link rate less framing"
+    # a busbw fit over the same network at that N takes the link's place
+    fit = {"kind": "busbw", "nodes": 2, "fit": {"alpha_s": 1e-3, "beta_s_per_byte": 1e-7}, **link}
+    [row] = timeline_rows([trace, run], [replay], [fit])
+    assert row["predicted_step_s"] == pytest.approx(0.08 + 2 * 1e-3 + 1_000_000 * 1e-7)
+    assert row["network"] == "busbw fit N=2"
+    # a replay of the run's own trace pairs with that run; a scaled compute never pairs with a run
+    own = {**replay, "trace_config_hash": "r2", "trace_nodes": 2}
+    scaled = {**replay, "compute_scale": 0.1}
+    rows = timeline_rows([trace, run], [replay, own, scaled], [fit])
+    assert sorted((r["trace"], r["run_step_s"] or 0) for r in rows) == [("N=2 run's own", 0.2), ("nodes=1", 0), ("nodes=1", 0.2)]

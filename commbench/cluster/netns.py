@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from commbench.comm.wire import FRAME_EXTRA
+from commbench.framing import FRAME_EXTRA
 
 NAME = re.compile(r"^cb(\d+)n(\d+)$")  # namespace cb<owner pid>n<node>
 BRIDGE = re.compile(r"^cb(\d+)br$")

@@ -57,7 +57,7 @@ def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     from commbench.comm.group import gather_to_rank0, join_group
     from commbench.comm.hooks import ByteCounter
 
-    _, world, device = join_group(cfg)
+    rank, world, device = join_group(cfg)
     counter = ByteCounter(world)
     mine = []
     for job in cfg["replays"]:
@@ -66,8 +66,8 @@ def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         for i in range(cfg["warmup_iters"] + cfg["iters"]):
             dist.barrier()
             counter.start_step()
-            if job.get("trace"):
-                figures = trace_step(counter, tensors, job["trace"])
+            if job.get("traces"):  # one per rank of the traced run; a nodes=1 trace serves every rank
+                figures = trace_step(counter, tensors, job["traces"][rank % len(job["traces"])])
             else:
                 figures = back_to_back(counter, tensors, device)
             step = counter.end_step()

@@ -22,7 +22,8 @@ COMMAND = Command("replay", "Replay a recorded step on N real ranks with compute
                           "trace: compute as sleep, buckets at their offsets; back_to_back: buckets in a row, no compute"),
                    Option("models", lambda s: [m for m in s.split(",") if m], None,
                           "several models in one cluster (alexnet,squeezenet); default: model="),
-                   Option("trace", str, None, "config_hash (or its start) of the run whose trace to replay"),
+                   Option("trace", str, None, "config_hash (or its start) of the run whose trace to replay; "
+                          "run: the newest trained run at this N and network (its own compute)"),
                    Option("compute.scale", positive_float, 1.0, "compute times x this (0.1: a device 10x faster)"),
                    Option("compute.step_s", positive_float, None, "scale the profile to this step time (s)"),
                    FORMAT), run_options=True,
@@ -38,6 +39,8 @@ def trace_run(plan, runs: list[dict[str, Any]], wanted: str | None) -> dict[str,
     identity is the plan's. One line when there is none."""
     from commbench.results import setup
 
+    if wanted == "run":
+        return own_run(plan, runs)
     ones = [r for r in runs if r.get("model") == plan.model and r.get("nodes") == 1 and r.get("trace")
             and r.get("status", "ok") == "ok"]
     if wanted:
@@ -57,6 +60,22 @@ def trace_run(plan, runs: list[dict[str, Any]], wanted: str | None) -> dict[str,
              + "; ".join(setup.differences(ones[-1], like, fields)))
     fail(f"no nodes=1 run of {plan.model} with a trace in {plan.runs_file}: run `python -m commbench "
          f"model={plan.model} nodes=1` (same batch_size, threads) first")
+
+
+def own_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """trace=run: the newest trained run of this model at this N over this network with this compute
+    setup. Replaying its own trace (compute times as that run measured them, contention included)
+    checks the replay against the run with compute taken out of the comparison."""
+    from commbench.results import setup
+
+    like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
+    fields = (*setup.NETWORK, *(f for f in setup.COMPUTE if f != "device"))
+    same = [r for r in setup.matching(runs, like, fields) if r.get("nodes") == plan.nodes and r.get("trace")
+            and r.get("status", "ok") == "ok"]
+    if not same:
+        fail(f"trace=run: no run of {plan.model} at nodes={plan.nodes} over this network and compute setup in "
+             f"{plan.runs_file}")
+    return same[-1]
 
 
 def bucket_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -89,16 +108,17 @@ def job_for(plan, runs: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str,
         source = bucket_run(plan, runs)
         buckets = [{"payload_bytes": b["payload_bytes"], "dtype": b["dtype"]}
                    for b in sorted(source["buckets"], key=lambda b: b["index"])]
-        return {"model": plan.model, "source": source, "buckets": buckets, "trace": None}
+        return {"model": plan.model, "source": source, "buckets": buckets, "traces": None}
     source = trace_run(plan, runs, opts["trace"])
-    trace = Trace.of_record(source)
-    if opts["compute.step_s"] is not None:
-        trace = trace.to_step(opts["compute.step_s"])
-    trace = trace.scaled(opts["compute.scale"])
+    traces = [Trace.of_record(source, rank) for rank in range(len(source["trace"]["ranks"]))]
+    if opts["compute.step_s"] is not None:  # every rank by the factor that takes rank 0 to the step asked
+        factor = opts["compute.step_s"] / traces[0].compute_s
+        traces = [t.scaled(factor) for t in traces]
+    traces = [t.scaled(opts["compute.scale"]) for t in traces]
     return {"model": plan.model, "source": source, "buckets": source["trace"]["buckets"],
-            "trace": {"forward_s": trace.forward_s, "backward_s": trace.backward_s, "codec_s": trace.codec_s,
-                      "optimizer_s": trace.optimizer_s, "ready_s": list(trace.ready_s)},
-            "trace_step_s": trace.compute_s}
+            "traces": [{"forward_s": t.forward_s, "backward_s": t.backward_s, "codec_s": t.codec_s,
+                        "optimizer_s": t.optimizer_s, "ready_s": list(t.ready_s)} for t in traces],
+            "trace_step_s": max(t.compute_s for t in traces)}
 
 
 def plans_and_jobs(argv: list[str]):
@@ -128,7 +148,7 @@ def record_of(plan, job: dict[str, Any], out: dict[str, Any], opts: dict[str, An
     med = {k: percentile([i[k] for i in iters], 50) for k in ("step_s", "exposed_comm_s", "comm_busy_s")}
     record = {**collective_record(plan, "replay"), **setup.setup_of(source, ("device", "host_cpus")),
               "mode": mode, "model": plan.model, "model_kwargs": plan.model_kwargs,
-              "trace_config_hash": source.get("config_hash"), "bucket_bytes": [b["payload_bytes"] for b in job["buckets"]],
+              "trace_config_hash": source.get("config_hash"), "trace_nodes": source.get("nodes"), "bucket_bytes": [b["payload_bytes"] for b in job["buckets"]],
               "payload_bytes": payload, "iters": len(iters), "per_iter": iters,
               "step_time_s": med["step_s"], "step_time_p90_s": percentile([i["step_s"] for i in iters], 90),
               "exposed_comm_s": med["exposed_comm_s"], "comm_busy_s": med["comm_busy_s"]}
@@ -166,7 +186,7 @@ def main(argv: list[str]) -> None:
     runs = records_of(plans[0].results_dir, "run")
     cfg = {**plans[0].worker_config(), "iters": opts["iters"], "warmup_iters": opts["warmup_iters"],
            "replays": [{"buckets": [{"numel": b["payload_bytes"] // ITEMSIZE[b["dtype"]], "dtype": b["dtype"]}
-                                    for b in j["buckets"]], "trace": j["trace"]} for j in jobs]}
+                                    for b in j["buckets"]], "traces": j["traces"]} for j in jobs]}
     out = on_ray(plans[0], replay_loop, cfg)
     records = [record_of(p, j, o, opts, runs) for p, j, o in zip(plans, jobs, out["replays"])]
     for r in records:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from commbench.framing import link_overhead
 from commbench.netmodel import Network, relative_error, step_comm_time
 from commbench.results import setup
 
@@ -33,6 +34,22 @@ def fit_network(fits: dict[int, dict[str, Any]], nodes: int) -> tuple[Network, s
     return Network(fit["alpha_s"], fit["beta_s_per_byte"]), f"busbw fit N={n}"
 
 
+def link_network(replay: dict[str, Any]) -> tuple[Network, str] | None:
+    """No busbw fit: the emulated link's rate less what framing takes of its time (headers, ACKs and
+    the 24 B per frame htb charges), its latency as alpha; loopback has no link to price."""
+    bandwidth = replay.get("bandwidth_bits_per_s")
+    if not bandwidth:
+        return None
+    return Network(replay.get("latency_s") or 0.0, 8 * link_overhead(1500) / bandwidth), "link rate less framing"
+
+
+def link_label(record: dict[str, Any]) -> str:
+    """'emulated 100 Mbit/s', 'local loopback'."""
+    bandwidth = setup.value(record, "bandwidth_bits_per_s")
+    where = setup.show("bandwidth_bits_per_s", bandwidth) if bandwidth else "loopback"
+    return f"{setup.value(record, 'cluster_kind')} {where}"
+
+
 def is_trace_replay(r: dict[str, Any]) -> bool:
     return r.get("mode") == "trace"
 
@@ -46,7 +63,7 @@ def full_run(runs: list[dict[str, Any]], replay: dict[str, Any], trace: dict[str
 
 def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, Any]],
                   busbw_records: Iterable[dict[str, Any]],
-                  link: Callable[[dict[str, Any]], tuple[Network, str] | None]) -> list[dict[str, Any]]:
+                  link: Callable[[dict[str, Any]], tuple[Network, str] | None] = link_network) -> list[dict[str, Any]]:
     """One row per trace replay (the newest per model, N, network and compute scale). The prediction
     uses the busbw fit over the replay's network where there is one, else `link(replay)`."""
     from commbench.timeline import CHANNELS, Trace, predict
@@ -55,10 +72,10 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
     by_hash = {r.get("config_hash"): r for r in runs if r.get("trace")}
     newest: dict[tuple, dict[str, Any]] = {}
     for r in filter(is_trace_replay, replays):
-        scale = (r.get("compute_scale"), r.get("compute_step_s"))
+        scale = (r.get("compute_scale"), r.get("compute_step_s"), r.get("trace_nodes", 1))
         newest[(r["model"], r["nodes"], setup.key(r, setup.NETWORK), scale)] = r
     rows = []
-    for (model, nodes, _, _), r in sorted(newest.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+    for (model, nodes, _, _), r in sorted(newest.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3][2])):
         trace_run = by_hash.get(r.get("trace_config_hash"))
         net = fit_network(fits_like(busbw_records, r), nodes) or link(r)
         if trace_run is None or net is None:
@@ -69,7 +86,9 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
         ring = predict(trace, nodes, net[0], CHANNELS["nccl" if r.get("use_gpu") else "gloo"])["ring"]
         unscaled = (r.get("compute_scale") or 1.0) == 1.0 and not r.get("compute_step_s")
         run = full_run(runs, r, trace_run) if unscaled else None
-        row = {"model": model, "nodes": nodes, "link": setup.describe(r), "network": net[1],
+        own = r.get("trace_nodes", 1) != 1  # the trained run's own trace (replay trace=run)
+        row = {"model": model, "nodes": nodes, "link": link_label(r), "setup": setup.describe(r), "network": net[1],
+               "trace": f"N={trace_run['nodes']} run's own" if own else "nodes=1",
                "payload_bytes": r["payload_bytes"], "trace_step_s": trace.compute_s,
                "predicted_step_s": ring["step_s"], "predicted_exposed_s": ring["exposed_comm_s"],
                "no_overlap_step_s": ring["no_overlap_step_s"],

@@ -205,3 +205,33 @@ def plot_compression(rows: list[dict[str, Any]], path: Path) -> Path:
     where = f"{settings[0][0]} on {settings[0][1]} workers, " if one else ""
     ax.set_title(f"Gradient compression: bytes per step and loss reached\n({where}{rows[0]['steps']} timed steps)")
     return save(fig, path)
+
+
+def plot_timeline_validation(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Predicted against measured step time, one point per cell (validate's timeline rows), log-log with
+    the y = x line: predicted vs trace replay, and trace replay vs the trained run where there is one."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    pairs = [("predicted vs trace replay", "replay_step_s", "predicted_step_s", "o"),
+             ("trace replay vs trained run", "run_step_s", "replay_step_s", "^")]
+    values = []
+    for label, x_key, y_key, marker in pairs:
+        points = [(r[x_key], r[y_key]) for r in rows if r.get(x_key) and r.get(y_key)]
+        if points:
+            ax.scatter(*zip(*points), marker=marker, label=f"{label} ({len(points)})", alpha=0.8)
+            values += [v for p in points for v in p]
+    lo, hi = min(values) / 1.5, max(values) * 1.5
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1, label="y = x")
+    for factor in (0.9, 1.1):
+        ax.plot([lo, hi], [lo * factor, hi * factor], color="grey", linewidth=0.5, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log(ax.xaxis)
+    plain_log(ax.yaxis)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured step time (s)")
+    ax.set_ylabel("predicted (or replayed) step time (s)")
+    ax.set_title("Step time: timeline prediction vs trace replay vs trained run\n(one point per model, N and link; "
+                 "dotted: ±10%)")
+    legend(ax)
+    return save(fig, path)

@@ -79,12 +79,12 @@ def validate_tables(rows: list[dict[str, Any]]) -> Group:
     if timeline:
         table = _table("step time: predicted timeline (ring) vs trace replay (compute as sleep) vs trained run; "
                        "exposed comm in brackets", [
-                           ("model", "left"), ("N", "right"), ("link", "left"), ("predicted", "right"),
+                           ("model", "left"), ("N", "right"), ("link", "left"), ("trace", "left"), ("predicted", "right"),
                            ("replay", "right"), ("run", "right"), ("predict vs replay", "right"),
                            ("replay vs run", "right"), ("network for prediction", "left")])
         for r in timeline:
             run = "-" if r["run_step_s"] is None else f"{fmt_ms(r['run_step_s'])} ({_opt_ms(r['run_exposed_s'])})"
-            table.add_row(r["model"], str(r["nodes"]), r["link"], f"{fmt_ms(r['predicted_step_s'])} "
+            table.add_row(r["model"], str(r["nodes"]), r["link"], r["trace"], f"{fmt_ms(r['predicted_step_s'])} "
                           f"({fmt_ms(r['predicted_exposed_s'])})", f"{fmt_ms(r['replay_step_s'])} "
                           f"({fmt_ms(r['replay_exposed_s'])})", run, _err(r["predict_vs_replay"]),
                           _err(r["replay_vs_run"]), r["network"])

@@ -12,10 +12,10 @@ from typing import Any
 from commbench.results import setup
 from commbench.results.compression import compression_rows
 from commbench.results.store import records_of
-from commbench.results.validation import validation_rows
+from commbench.results.validation import timeline_rows, validation_rows
 from commbench.results.scaling import headline_rows, scaling_rows
 from commbench.sinks.charts import (measured_nodes, plot_bytes_vs_params, plot_comm_time, plot_compression,
-                                    plot_efficiency, plot_layers, series)
+                                    plot_efficiency, plot_layers, plot_timeline_validation, series)
 
 def ok_records(results_dir: Path) -> list[dict[str, Any]]:
     if not (results_dir / "runs.jsonl").exists():
@@ -66,6 +66,27 @@ def validation(results_dir: Path) -> list[dict[str, Any]]:
     return validation_rows(records_of(results_dir, "busbw"), records_of(results_dir, "replay"))
 
 
+def timeline(results_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Predicted vs trace-replayed vs trained step time, where trace replays were recorded."""
+    return timeline_rows(records, records_of(results_dir, "replay"), records_of(results_dir, "busbw"))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{1e3 * value:.1f}"
+
+
+def timeline_md(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Step time: predicted timeline vs trace replay vs trained run", "",
+             "| model | N | link | trace | predicted (ms) | replay (ms) | run (ms) | predict vs replay | replay vs run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['nodes']} | {r['link']} | {r['trace']} | {_ms(r['predicted_step_s'])} | {_ms(r['replay_step_s'])} | "
+              f"{_ms(r['run_step_s'])} | {r['predict_vs_replay']:+.1%} | "
+              + ("-" if r["replay_vs_run"] is None else f"{r['replay_vs_run']:+.1%}") + " |" for r in rows]
+    return lines + [""]
+
+
 def validation_md(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
@@ -77,7 +98,8 @@ def validation_md(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs: list[Path],
-            checked: list[dict[str, Any]] = (), compressed: list[dict[str, Any]] = ()) -> str:
+            checked: list[dict[str, Any]] = (), compressed: list[dict[str, Any]] = (),
+            timelines: list[dict[str, Any]] = ()) -> str:
     nodes = measured_nodes(rows)
     head = ["series", "params", "MB/step"] + [h for n in nodes for h in (f"comm N={n} (ms)", f"E({n})")]
     _, where = headline_rows(rows)
@@ -96,6 +118,7 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
     lines += ["", "MB = 10^6 bytes of gradient payload per step (fp32 unless the series names a scheme); comm = "
               "exposed communication time per step; E(N) = throughput(N) / (N x throughput(1)), against the "
               "nodes=1 run of the same setup (threads per worker included).", ""]
+    lines += timeline_md(list(timelines))
     lines += validation_md(list(checked))
     lines += compression_md(list(compressed))
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
@@ -109,12 +132,14 @@ class Results:
     records: list[dict[str, Any]]  # successful runs
     rows: list[dict[str, Any]]  # scaling_rows of them
     checked: list[dict[str, Any]]  # measured vs predicted comm time (validation)
+    timelines: list[dict[str, Any]] = ()  # predicted vs replayed vs trained step time
 
 
 def load_results(results_dir: Path) -> Results:
     """ValueError when the folder holds no successful run."""
     records = ok_records(results_dir)
-    return Results(records, scaling_rows(records, records_of(results_dir, "replay")), validation(results_dir))
+    return Results(records, scaling_rows(records, records_of(results_dir, "replay")), validation(results_dir),
+                   timeline(results_dir, records))
 
 
 def write_report(results_dir: str | Path, model_for_layers: str | None = None,
@@ -136,6 +161,9 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None,
     compressed = compression_rows(records)
     if compressed:
         pngs.append(plot_compression(compressed, out / "compression.png"))
+    timelines = list(results.timelines)
+    if timelines:
+        pngs.append(plot_timeline_validation(timelines, out / "timeline_validation.png"))
     md = out / "summary.md"
-    md.write_text(summary(newest, rows, pngs, results.checked, compressed))
+    md.write_text(summary(newest, rows, pngs, results.checked, compressed, timelines))
     return pngs + [md]
