@@ -53,8 +53,8 @@ def test_models_table_names_every_model():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["model=lenet5"], "commbench: error: unknown model 'lenet5'; known: alexnet, "),
-    (["-m", "model=alexnet,lenet5", "nodes=1,2"], "commbench: error: unknown model 'lenet5'"),
+    (["model=zfnet"], "commbench: error: unknown model 'zfnet'; known: alexnet, "),
+    (["-m", "model=alexnet,zfnet", "nodes=1,2"], "commbench: error: unknown model 'zfnet'"),
     (["nodes=0"], "commbench: error: nodes must be an integer >= 1, got 0"),
     (["nodes=two"], "commbench: error: nodes must be an integer >= 1, got 'two'"),
     (["steps=0"], "commbench: error: steps must be an integer >= 1, got 0"),
