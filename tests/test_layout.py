@@ -140,3 +140,13 @@ def test_no_source_file_is_git_ignored():
     out = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=PACKAGE.parent,
                          capture_output=True, text=True)
     assert out.stdout.split() == []
+
+
+def test_every_package_is_in_the_distribution():
+    """A regular install ships only the packages pyproject.toml lists: a new subpackage left out of
+    the list imports from a checkout and fails once installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()
