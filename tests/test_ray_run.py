@@ -158,14 +158,21 @@ def test_busbw_replay_validate_scaling_on_ray(tmp_path):
     assert all(r["busbw"] == pytest.approx(r["algbw"]) for r in busbw["rows"])  # 2(N-1)/N = 1 at N=2
     assert busbw["fit"]["alpha_s"] >= 0 and busbw["fit"]["beta_s_per_byte"] > 0
 
-    rep = commbench("replay", "model=squeezenet", "nodes=2", "iters=3", "format=json", results)
+    rep = commbench("replay", "model=squeezenet", "nodes=2", "iters=3", "mode=back_to_back", "format=json", results)
     assert rep.returncode == 0, rep.stderr[-3000:]
-    [replay] = read_records(tmp_path / "replay.jsonl").records
-    assert replay["payload_bytes"] == 4 * SQUEEZENET_PARAMS and replay["iters"] == 3
-    assert 0 < replay["projected_efficiency"] <= 1
+    # the trace replay takes the nodes=1 run of this compute setup (batch and image size included)
+    traced = commbench("replay", "model=squeezenet", "nodes=2", "iters=3", *SMALL, "format=json", results)
+    assert traced.returncode == 0, traced.stderr[-3000:]
+    back, trace = read_records(tmp_path / "replay.jsonl").records
+    for replay in (back, trace):
+        assert replay["payload_bytes"] == 4 * SQUEEZENET_PARAMS and replay["iters"] == 3
+        assert 0 < replay["projected_efficiency"] <= 1
+    assert (back["mode"], trace["mode"], trace["trace_nodes"]) == ("back_to_back", "trace", 1)
+    assert trace["step_time_s"] >= trace["trace_step_s"] * 0.95  # the slept compute is in every step
 
     val = commbench("validate", "format=json", results)
     assert val.returncode == 0, val.stderr
-    assert [(r["model"], r["nodes"]) for r in json.loads(val.stdout)] == [("squeezenet", 2)]
+    assert sorted((r["comparison"], r["model"], r["nodes"]) for r in json.loads(val.stdout)) == [
+        ("comm_only", "squeezenet", 2), ("timeline", "squeezenet", 2)]
     scaling = json.loads(commbench("scaling", "format=json", results).stdout)
     assert [(r["nodes"], r["replay_comm_s"] is not None) for r in scaling] == [(1, False), (2, True)]
