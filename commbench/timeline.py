@@ -40,6 +40,8 @@ class Trace:
         for name in ("forward_s", "backward_s", "codec_s", "optimizer_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"trace {name} must be a finite number >= 0, got {getattr(self, name)!r}")
+        if not all(math.isfinite(r) and r >= 0 for r in self.ready_s):
+            raise ValueError(f"trace ready offsets must be finite numbers >= 0, got {list(self.ready_s)!r}")
 
     @property
     def compute_s(self) -> float:

@@ -79,6 +79,8 @@ def test_a_trace_from_a_record_scales():
     assert trace.to_step(0.7).backward_s == pytest.approx(0.4)
     with pytest.raises(ValueError):
         trace.scaled(0.0)
+    with pytest.raises(ValueError):  # the simulator would never admit it
+        Trace(0.1, 0.2, 0.0, 0.0, (1,), (float("nan"),))
 
 
 class TimedCounter:

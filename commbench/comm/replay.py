@@ -24,7 +24,7 @@ def _sleep_until(deadline: float) -> None:
         time.sleep(left)
 
 
-def trace_step(counter, tensors: list, trace: dict[str, Any]) -> dict[str, float]:
+def trace_step(counter, tensors: list, trace: dict[str, Any], device=None) -> dict[str, float]:
     """One traced step on this rank: its step time, the compute it slept, the wait and busy time."""
     from commbench.split import clip, length, union
 
@@ -39,6 +39,10 @@ def trace_step(counter, tensors: list, trace: dict[str, Any]) -> dict[str, float
     compute_end = time.perf_counter()
     for fut in futures:
         fut.wait()
+    if getattr(device, "type", "cpu") == "cuda":  # a CUDA future's wait only orders the stream
+        import torch
+
+        torch.cuda.synchronize(device)
     waited = time.perf_counter()
     _sleep_until(waited + trace["optimizer_s"])
     end = time.perf_counter()
@@ -67,7 +71,7 @@ def replay_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
             dist.barrier()
             counter.start_step()
             if job.get("traces"):  # one per rank of the traced run; a nodes=1 trace serves every rank
-                figures = trace_step(counter, tensors, job["traces"][rank % len(job["traces"])])
+                figures = trace_step(counter, tensors, job["traces"][rank % len(job["traces"])], device)
             else:
                 figures = back_to_back(counter, tensors, device)
             step = counter.end_step()

@@ -80,15 +80,17 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
         net = fit_network(fits_like(busbw_records, r), nodes) or link(r)
         if trace_run is None or net is None:
             continue
-        trace = Trace.of_record(trace_run)
+        # the rank with the most compute sets the step, as in the run's split and the replay's E(N)
+        trace = max((Trace.of_record(trace_run, i) for i in range(len(trace_run["trace"]["ranks"]))),
+                    key=lambda t: t.compute_s)
         trace = trace.to_step(r["compute_step_s"]) if r.get("compute_step_s") else trace
         trace = trace.scaled(r.get("compute_scale") or 1.0)
         ring = predict(trace, nodes, net[0], CHANNELS["nccl" if r.get("use_gpu") else "gloo"])["ring"]
         unscaled = (r.get("compute_scale") or 1.0) == 1.0 and not r.get("compute_step_s")
         run = full_run(runs, r, trace_run) if unscaled else None
-        own = r.get("trace_nodes", 1) != 1  # the trained run's own trace (replay trace=run)
+        traced_at = r.get("trace_nodes", 1)  # a trained run's trace (replay trace=run: at this N)
         row = {"model": model, "nodes": nodes, "link": link_label(r), "setup": setup.describe(r), "network": net[1],
-               "trace": f"N={trace_run['nodes']} run's own" if own else "nodes=1",
+               "trace": "nodes=1" if traced_at == 1 else f"N={traced_at} run" + ("'s own" if traced_at == nodes else ""),
                "payload_bytes": r["payload_bytes"], "trace_step_s": trace.compute_s,
                "predicted_step_s": ring["step_s"], "predicted_exposed_s": ring["exposed_comm_s"],
                "no_overlap_step_s": ring["no_overlap_step_s"],
