@@ -43,7 +43,7 @@ def network_for(opts: dict[str, Any], nodes: int):
     setup at N (the largest N below when N was not measured: said so)."""
     from commbench.netmodel import Network
     from commbench.results.store import path_of, records_of
-    from commbench.results.validation import fits_like
+    from commbench.results.validation import fits_like, nearest_fit
 
     if opts["network"] == "fit":
         busbw = records_of(opts["results_dir"], "busbw")
@@ -51,7 +51,7 @@ def network_for(opts: dict[str, Any], nodes: int):
         if not fits:
             fail(f"network=fit: no busbw fit in {path_of(opts['results_dir'], 'busbw')}; "
                  "run `python -m commbench busbw nodes=4` first")
-        n = nodes if nodes in fits else max(k for k in fits if k <= nodes) if min(fits) <= nodes else min(fits)
+        n = nearest_fit(fits, nodes)
         fit = fits[n]
         where = f"busbw fit at N={n}" + ("" if n == nodes else f", extrapolated to N={nodes}") + f" ({fit['setup']})"
         return Network(fit["alpha_s"], fit["beta_s_per_byte"]), where

@@ -34,6 +34,18 @@ COMMAND = Command("replay", "Replay a recorded step on N real ranks with compute
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
+def plan_like(plan) -> dict[str, Any]:
+    """The plan as a record to match others against: its model and the setup the driver knows."""
+    return {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
+
+
+def compute_known() -> tuple[str, ...]:
+    """The compute identity the driver knows before the workers run (they report the device)."""
+    from commbench.results import setup
+
+    return tuple(f for f in setup.COMPUTE if f != "device")
+
+
 def trace_run(plan, runs: list[dict[str, Any]], wanted: str | None) -> dict[str, Any]:
     """The nodes=1 run whose trace this plan replays: `wanted` by hash, else the newest whose compute
     identity is the plan's. One line when there is none."""
@@ -50,8 +62,7 @@ def trace_run(plan, runs: list[dict[str, Any]], wanted: str | None) -> dict[str,
         if hits[-1].get("model") != plan.model:
             fail(f"trace={wanted} is a run of {hits[-1].get('model')}, not {plan.model}")
         return hits[-1]
-    fields = tuple(f for f in setup.COMPUTE if f != "device")  # the workers report the device
-    like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
+    fields, like = compute_known(), plan_like(plan)
     same = setup.matching(ones, like, fields)
     if same:
         return same[-1]
@@ -68,9 +79,7 @@ def own_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
     checks the replay against the run with compute taken out of the comparison."""
     from commbench.results import setup
 
-    like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
-    fields = (*setup.NETWORK, *(f for f in setup.COMPUTE if f != "device"))
-    same = [r for r in setup.matching(runs, like, fields) if r.get("nodes") == plan.nodes and r.get("trace")
+    same = [r for r in setup.matching(runs, plan_like(plan), (*setup.NETWORK, *compute_known())) if r.get("nodes") == plan.nodes and r.get("trace")
             and r.get("status", "ok") == "ok"]
     if not same:
         fail(f"trace=run: no run of {plan.model} at nodes={plan.nodes} over this network and compute setup in "
@@ -82,7 +91,7 @@ def bucket_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """back_to_back: the newest run whose buckets are laid out as this plan's would be."""
     from commbench.results import setup
 
-    like = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.setup()}
+    like = plan_like(plan)
     of_model = [r for r in runs if r.get("model") == plan.model and r.get("buckets")]
     same = setup.matching(of_model, like, setup.BUCKETS)
     if same:

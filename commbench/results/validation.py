@@ -24,12 +24,17 @@ def fits_like(busbw_records: Iterable[dict[str, Any]], like: dict[str, Any]) -> 
             for r in setup.matching(busbw_records, like, setup.NETWORK) if r.get("fit")}
 
 
+def nearest_fit(fits: dict[int, dict[str, Any]], nodes: int) -> int:
+    """The N whose fit stands for N: N itself, else the nearest measured below, else the smallest."""
+    below = [n for n in fits if n <= nodes]
+    return max(below) if below else min(fits)
+
+
 def fit_network(fits: dict[int, dict[str, Any]], nodes: int) -> tuple[Network, str] | None:
     """The fit at N, else the nearest N below (else above): the link's alpha and beta, and which."""
     if not fits:
         return None
-    below = [n for n in fits if n <= nodes]
-    n = max(below) if below else min(fits)
+    n = nearest_fit(fits, nodes)
     fit = fits[n]
     return Network(fit["alpha_s"], fit["beta_s_per_byte"]), f"busbw fit N={n}"
 
