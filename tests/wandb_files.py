@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,6 +31,8 @@ def payloads(path: Path) -> Iterator[bytes]:
         if left < HEADER or (kind == 0 and length == 0):  # block trailer or preallocated tail
             pos += left
             continue
+        if pos + HEADER + length > len(data):  # a chunk still being written
+            return
         chunk = data[pos + HEADER:pos + HEADER + length]
         pos += HEADER + length
         assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, f"CRC mismatch in {path}"
@@ -60,8 +63,20 @@ def merge(into: dict[str, Any], update: dict[str, Any]) -> None:
             into[key] = value
 
 
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """One offline run folder -> run attributes, config, history rows, final summary, tables."""
+def read_run(run_dir: Path, wait_s: float = 30.0) -> dict[str, Any]:
+    """One offline run folder -> run attributes, config, history rows, final summary, tables.
+
+    wandb-core, a process of its own, writes the log: on a loaded machine its last records can land
+    after wandb.finish() returned, so read until the run's exit record is there (bounded)."""
+    deadline = time.monotonic() + wait_s
+    while (out := parse_run(run_dir))["exit_code"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "start_ns" in out and out["exit_code"] is not None, (
+        f"{run_dir}: no complete W&B run after {wait_s:.0f} s ({[p.stat().st_size for p in run_dir.glob('run-*.wandb')]} B)")
+    return out
+
+
+def parse_run(run_dir: Path) -> dict[str, Any]:
     [log] = run_dir.glob("run-*.wandb")
     out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "exit_code": None}
     for raw in payloads(log):
