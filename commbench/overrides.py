@@ -203,9 +203,9 @@ def sweep_cells(argv: list[str]) -> list[list[str]]:
     return [list(cell) for cell in itertools.product(*choices)]
 
 
-def checked_cells(argv: list[str]) -> list[list[str]]:
-    """Every cell's overrides, each validated into a plan: bad input anywhere in a sweep is one line
-    and exit 2 before the first cell starts Ray (Hydra would answer some with a traceback)."""
+def checked_cells(argv: list[str]) -> list:
+    """Every cell's plan, validated: bad input anywhere in a sweep is one line and exit 2 before the
+    first cell starts Ray (Hydra would answer some with a traceback)."""
     precheck(argv)
     if any(a in PRINT_FLAGS for a in argv):  # Hydra prints config or help and runs nothing
         if any(a in MULTIRUN_FLAGS for a in argv):
@@ -215,6 +215,4 @@ def checked_cells(argv: list[str]) -> list[list[str]]:
         cells = sweep_cells(argv)
     except ValueError as exc:
         fail(str(exc))
-    for cell in cells:
-        plan_from(cell)
-    return cells
+    return [plan_from(cell) for cell in cells]

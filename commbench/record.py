@@ -35,6 +35,7 @@ def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> d
         "host_cpus": rank0["host_cpus"],
         "device": rank0["device"],
         "worker_hosts": sorted({r["host"] for r in ranks}),
+        "worker_pids": [r.get("pid") for r in ranks],  # the same processes in every cell of a worker group
         "worker_setup_s": max(r["setup_s"] for r in ranks),
         **wire_figures(ranks, summary["sent_bytes_per_step"]),
         **timings,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +14,6 @@ from typing import Any, Callable
 from commbench.errors import PlanError, interrupt, last_line
 from commbench.host import available_cores
 from commbench.plan import RunPlan
-from commbench.record import build_record
 
 # Ray Train's controller polls workers every 2 s by default; that poll is pure waiting at the end of
 # every run, so poll faster (still far below the cost of one step of any model).
@@ -25,6 +22,8 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 # warning on every run), have nothing to do with a benchmark.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+# Ray Train's Prometheus metrics (callbacks in the controller and every worker): commbench records its own.
+os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
 
 
 class RunError(RuntimeError):
@@ -39,8 +38,9 @@ def cpus_per_worker(plan: RunPlan) -> float:
     return plan.cpus_per_worker or 1.0
 
 
-def start_ray(plan: RunPlan) -> float:
-    """Start (or join) Ray sized for the plan; returns the seconds it took."""
+def start_ray(plan: RunPlan, reserve: int = 0) -> float:
+    """Start (or join) Ray sized for the plan (and `reserve` logical CPUs: the worker groups that
+    stay up beside it); returns the seconds it took."""
     import ray
 
     t0 = time.perf_counter()
@@ -48,7 +48,7 @@ def start_ray(plan: RunPlan) -> float:
     if address:
         join_cluster(ray, plan, address)
     else:
-        start_embedded(ray, plan)
+        start_embedded(ray, plan, reserve)
     # ray.init installs a SIGTERM handler that aborts the process; as an interrupt instead, the
     # run unwinds: Ray shuts down at exit and records already written stay as they are.
     signal.signal(signal.SIGTERM, interrupt)
@@ -69,12 +69,16 @@ def join_cluster(ray, plan: RunPlan, address: str) -> None:
     check_capacity(plan, ray.nodes(), address)
 
 
-def start_embedded(ray, plan: RunPlan) -> None:
-    needed = math.ceil(plan.nodes * cpus_per_worker(plan))
+def start_embedded(ray, plan: RunPlan, reserve: int = 0) -> None:
+    needed = max(reserve, math.ceil(plan.nodes * cpus_per_worker(plan)))
     if ray.is_initialized():
         if ray.cluster_resources().get("CPU", 0) >= needed:
             return
         ray.shutdown()  # a sweep reached more workers than this instance was sized for
+    # Workers import commbench from here when it runs from a source checkout. Through the environment
+    # the raylet inherits, not a runtime_env: workers with a job's runtime_env are started only when an
+    # actor asks, while these match the workers Ray starts ahead with the raylet.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
     # Logical CPUs: 8 workers start on 2 cores; the threads per worker keep the cores honest.
     ray.init(
         address="local",  # always a new embedded instance, never some other Ray found on the machine
@@ -82,9 +86,9 @@ def start_embedded(ray, plan: RunPlan) -> None:
         num_gpus=None if plan.use_gpu else 0,
         include_dashboard=False,
         **quiet_logs(ray),
-        # Workers import commbench from here when it runs from a source checkout.
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-            p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}},
+        # Workers' own output (torch's c10d hostname warnings, Ray's worker chatter) stays in Ray's
+        # session logs (results_dir/ray-logs links to them); failures reach the driver as errors.
+        log_to_driver=False,
     )
 
 
@@ -137,7 +141,7 @@ def check_capacity(plan: RunPlan, nodes: list[dict[str, Any]], address: str | No
         )
 
 
-def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, Any]):
+def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, Any], name: str | None = None):
     from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -154,42 +158,13 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
             placement_strategy="STRICT_SPREAD" if spread else "PACK",
         ),
         run_config=RunConfig(
-            name=f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
+            name=name or f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(Path(plan.results_dir) / "ray"),
             # A failed worker group restarts (from step 0: timings never mix attempts) up to this often.
             failure_config=FailureConfig(max_failures=plan.max_restarts),
             logging_config=LoggingConfig(log_level="WARNING"),  # the controller's INFO chatter
         ),
     )
-
-
-@functools.cache
-def _attempts_class():
-    import ray
-
-    @ray.remote(num_cpus=0)
-    class Attempts:
-        """How often the train loop started: survives the worker group Ray restarts after a failure."""
-
-        def __init__(self) -> None:
-            self.started = 0
-
-        def start(self) -> int:
-            self.started += 1
-            return self.started
-
-    return Attempts
-
-
-def plan_counter_name(plan: RunPlan) -> str:
-    return f"commbench-attempts-{plan.config_hash()}-{os.getpid()}"
-
-
-def attempt_counter(plan: RunPlan):
-    """With failure.max_restarts > 0, a named actor rank 0 reports each start to (None otherwise)."""
-    if plan.max_restarts == 0:
-        return None
-    return _attempts_class().options(name=plan_counter_name(plan)).remote()
 
 
 def fit_in_thread(trainer) -> Any:
@@ -213,30 +188,29 @@ def fit_in_thread(trainer) -> Any:
     return out["result"]
 
 
-def fit(plan: RunPlan, loop: Callable[[dict], Any] | None = None,
-        config: dict[str, Any] | None = None) -> Any:
-    """Run `loop` (default: the worker's train loop) on the plan's workers; rank 0's return value."""
-    from ray.train import TrainingFailedError
-
-    if loop is None:
-        from commbench.worker import train_loop as loop
-    counter = attempt_counter(plan)
-    config = config or {**plan.worker_config(), "progress": sys.stdout.isatty(),
-                        "attempt_counter": counter and plan_counter_name(plan)}
+def fit(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, Any]) -> Any:
+    """Run `loop` once on a fresh worker group of the plan's size (busbw, replay, bench); rank 0's
+    return value. A run's cells go through pool.py instead."""
     try:
         result = fit_in_thread(make_trainer(plan, loop, config))
-    except TrainingFailedError as exc:
-        raise RunError(f"training failed: {failure_reason(exc)}") from exc
-    finally:
-        if counter is not None:
-            import ray
-
-            ray.kill(counter)
+    except Exception as exc:  # noqa: BLE001 - Ray Train's failure, in one line
+        raise run_error(exc) from exc
     if result.error is not None:
         raise RunError(f"training failed: {last_line(result.error)}")
     if not result.return_value:
         raise RunError("training returned no figures from rank 0")
     return result.return_value
+
+
+def run_error(exc: BaseException) -> "RunError":
+    """A worker group's failure as one line (a bug of commbench's own is not dressed up as one)."""
+    from ray.train import TrainingFailedError
+
+    if isinstance(exc, TrainingFailedError):
+        return RunError(f"training failed: {failure_reason(exc)}")
+    if isinstance(exc, RunError):
+        return exc
+    raise exc
 
 
 DIED = {"WorkerHealthCheckFailedError", "ActorDiedError", "RayActorError"}  # Ray's names for a lost worker
@@ -265,14 +239,3 @@ def failure_reason(exc: BaseException) -> str:
             why = lines[0].replace(CALLBACK_PREFIX, "")[:200]
         reasons.append(f"rank {rank}: {why}")
     return "; ".join(reasons)
-
-
-def run(plan: RunPlan) -> dict[str, Any]:
-    """Start Ray, train, and return the record (not yet written)."""
-    t0 = time.perf_counter()
-    ray_init_s = start_ray(plan)
-    t1 = time.perf_counter()
-    gathered = fit(plan)
-    fit_s = time.perf_counter() - t1
-    return build_record(plan, gathered, {"ray_init_s": ray_init_s, "fit_s": fit_s,
-                                         "run_s": time.perf_counter() - t0})

@@ -7,6 +7,7 @@ callback (conf/config.yaml, hydra.callbacks) that closes the sweep.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,41 @@ def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
     return text + f", E({record['nodes']}) {efficiency:.1%} ({regime(record)})"
 
 
-def announce(cell: tuple[int, int] | None, text: str) -> None:
-    prefix = f"[{cell[0]}/{cell[1]}] " if cell else ""
+class Sweep:
+    """This process's sweep so far: when it started, the cells it ran (not skipped), those that failed."""
+
+    def __init__(self) -> None:
+        self.t0: float | None = None
+        self.k = 0  # the cell announced last
+        self.ran = 0
+        self.failed = 0
+
+    def eta(self, k: int, total: int) -> str:
+        """[k/total], with the time left once a cell has finished (the mean cell so far)."""
+        now = time.monotonic()
+        if k == 1 and self.k != 1:
+            self.t0 = now
+        self.k = k
+        if self.t0 is None or k == 1:
+            return f"[{k}/{total}]"
+        left = (now - self.t0) / (k - 1) * (total - k + 1)
+        return f"[{k}/{total}, ~{left / 60:.0f} min left]" if left >= 90 else f"[{k}/{total}, ~{left:.0f} s left]"
+
+
+SWEEP = Sweep()
+
+
+def ran_a_cell() -> None:
+    SWEEP.ran += 1
+
+
+def cell_failed() -> None:
+    SWEEP.failed += 1
+
+
+def announce(cell: tuple[int, int] | None, text: str, start: bool = False) -> None:
+    """A line about a sweep's cell k of total: [k/total] (with the time left, where a cell starts)."""
+    prefix = (f"{SWEEP.eta(*cell)} " if start else f"[{cell[0]}/{cell[1]}] ") if cell else ""
     console.print(f"[bold]{prefix}[/bold]{text}", highlight=False)
 
 
@@ -99,6 +133,10 @@ def close_sweep(results_dir: str, settings) -> list[Path]:
         return []
     paths = write_report(folder, results=results)
     console.print(f"report: {folder / 'report' / 'summary.md'} ({len(paths) - 1} charts)", highlight=False)
+    if not SWEEP.ran and settings.enabled:
+        console.print("W&B summary run: none (every cell was recorded earlier; the last sweep's summary run "
+                      "holds these results)", highlight=False)
+        return paths
     where = wandb_log.log_sweep(settings, summary_tables(results.records, results.rows, results.checked),
                                 summary_lines(results.rows), [p for p in paths if p.suffix == ".png"])
     if where:

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from commbench.comm.clocks import clock_for
@@ -111,16 +112,24 @@ def step_figures(clock, stamps: tuple, comm: StepComm, buffers: list[tuple], buf
     return fig
 
 
-def _progress(total: int, rank: int, shown: bool):
-    """Rank 0's step bar, drawn by the driver (Ray's tqdm_ray); only for a terminal: in a log file
-    the redraws would bury the results."""
-    if rank != 0 or not shown:
-        return None
-    try:
-        from ray.experimental.tqdm_ray import tqdm
-    except ImportError:  # pragma: no cover - older Ray
-        return None
-    return tqdm(total=total, desc="steps")
+class Progress:
+    """Rank 0 tells the driver where the cell is (its board: pool.py); other ranks, and a loop run
+    outside a worker group (tests, bench), say nothing. Fire and forget: never inside a step's clocks."""
+
+    def __init__(self, board=None, index: int = 0) -> None:
+        self.board, self.index = board, index
+
+    def __call__(self, phase: str, **figures: Any) -> None:
+        if self.board is not None:
+            self.board.report.remote(self.index, {"phase": phase, **figures})
+
+    def attempt(self) -> int:
+        """This start's number (1 = first; more after Ray restarted a failed worker group)."""
+        if self.board is None:
+            return 1
+        import ray
+
+        return ray.get(self.board.start.remote(self.index))
 
 
 def wrap_model(cfg: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, DDP]:
@@ -158,11 +167,32 @@ def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int, cloc
     return step
 
 
-def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """Ray Train's per-worker function: returns every rank's figures on rank 0."""
+def serve(group: dict[str, Any]) -> None:
+    """Ray Train's per-worker function for a worker group (pool.py): run the cells the driver posts
+    to the group's board, in order, until it posts None; rank 0 posts back each cell's figures."""
+    import gc
+
+    import ray
+
+    board = ray.get_actor(group["board"])
+    rank = dist.get_rank()
+    board.join.remote(rank)
+    index = ray.get(board.first_open.remote())  # after Ray restarted the group: the cell in flight
+    while (cfg := ray.get(board.take.remote(index))) is not None:
+        figures = train_loop(cfg, Progress(board, index) if rank == 0 else Progress())
+        if figures is not None:
+            ray.get(board.finish.remote(index, figures))
+        gc.collect()  # drop the cell's model before the next one is built
+        index += 1
+
+
+def train_loop(cfg: dict[str, Any], progress: Progress | None = None) -> dict[str, Any] | None:
+    """One cell on this worker: returns every rank's figures on rank 0."""
     t_enter = time.perf_counter()
+    progress = progress or Progress()
     rank, world, device = join_group(cfg)
-    attempt = started_attempt(cfg) if rank == 0 else None
+    attempt = progress.attempt() if rank == 0 else None
+    progress("building the model")
     model, ddp = wrap_model(cfg, device)
     names = {id(p): n for n, p in model.named_parameters()}
     clock = clock_for(device)
@@ -172,7 +202,6 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
     step = step_fn(cfg, ddp, device, rank, clock)
 
     total = cfg["warmup"] + cfg["steps"]
-    bar = _progress(total, rank, cfg.get("progress", False))
     figures, losses, last = [], [], StepComm()
     ifname = os.environ.get("GLOO_SOCKET_IFNAME")  # set where workers have a real interface
     wire_before = None
@@ -187,14 +216,14 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
         if i >= cfg["warmup"]:
             figures.append(step_figures(clock, stamps, last, buffer_spans, buffer_bytes, counter.reduce))
             losses.append(loss.item())
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            progress(f"timed steps ({cfg['steps']})", done=len(figures), total=cfg["steps"], step_s=figures[-1]["step"])
+        else:
+            progress(f"warmup ({cfg['warmup']})", done=i + 1, total=cfg["warmup"])
     wire_after = interface_bytes(ifname) if wire_before else None
 
     mine = {
         "rank": rank,
+        "pid": os.getpid(),
         "host": socket.gethostname(),
         "host_cpus": available_cores(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -214,6 +243,7 @@ def train_loop(cfg: dict[str, Any]) -> dict[str, Any] | None:
             "rx_per_step": (wire_after["rx"] - wire_before["rx"]) / cfg["steps"]},
     }
     mine["train_loop_s"] = time.perf_counter() - t_enter
+    progress("gathering the figures")
     gathered = gather_to_rank0(mine)
     return None if gathered is None else {"ranks": gathered, "world_size": world}
 
@@ -223,20 +253,3 @@ def rank_trace(figures: list[dict[str, Any]]) -> dict[str, Any]:
     med = {k: percentile([f[k] for f in figures], 50) for k in ("forward", "backward", "codec", "optimizer")}
     offsets = [percentile(list(col), 50) for col in zip(*(f["ready_offsets"] for f in figures))]
     return {**{f"{k}_s": v for k, v in med.items()}, "ready_offsets_s": offsets}
-
-
-def started_attempt(cfg: dict[str, Any]) -> int:
-    """This start's number (1 = first; more after Ray restarted a failed worker group)."""
-    if not cfg.get("attempt_counter"):
-        return 1
-    import ray
-
-    for _ in range(20):  # right after a worker died, the GCS may not answer the name for a moment
-        try:
-            counter = ray.get_actor(cfg["attempt_counter"])
-            break
-        except ValueError:
-            time.sleep(0.5)
-    else:
-        counter = ray.get_actor(cfg["attempt_counter"])
-    return ray.get(counter.start.remote())

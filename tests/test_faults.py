@@ -129,7 +129,8 @@ def test_interrupted_sweep_stops_cleanly_and_resumes(sig, tmp_path):
     proc = start(*sweep)
     runs = tmp_path / "runs.jsonl"
     wait_for(lambda: runs.exists() and read_records(runs).records, 180, "the first cell's record")
-    wait_for(lambda: len(train_workers(proc)) == 2, 120, "the second cell's workers")
+    # The nodes=1 group stays up beside the nodes=2 group (workers start once per world size).
+    wait_for(lambda: len(train_workers(proc)) == 3, 120, "the second cell's workers")
     ray_processes = descendants(proc.pid)
     proc.send_signal(sig)
     t0 = time.monotonic()
@@ -145,5 +146,36 @@ def test_interrupted_sweep_stops_cleanly_and_resumes(sig, tmp_path):
         again = subprocess.run([sys.executable, "-m", "commbench", *sweep], cwd=REPO, capture_output=True,
                                text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-3000:]
-        assert "[1/2] skip squeezenet1_1 nodes=1" in again.stdout
+        assert "[1/2] recorded earlier, skipped (resume=true; config_hash " in again.stdout
         assert [(r["nodes"], r["status"]) for r in read_records(runs).records] == [(1, "ok"), (2, "ok")]
+
+
+def test_a_failed_cell_is_recorded_and_the_sweep_goes_on(tmp_path):
+    """A worker killed in the middle cell of a sweep: that cell is recorded as failed, its neighbours
+    are recorded as they finish (the next one on a fresh worker group), and resume reruns only it."""
+    sweep = ["-m", *RUN, "nodes=2", "seed=0,1,2", "steps=300", f"results_dir={tmp_path}"]
+    runs = tmp_path / "runs.jsonl"
+    proc = start(*sweep)
+    wait_for(lambda: runs.exists() and read_records(runs).records, 240, "the first cell's record")
+    workers = train_workers(proc)
+    busy = sum(cpu_seconds(p) for p in workers)
+    # Into the second cell's steps (same workers: one group per world size), then kill one.
+    wait_for(lambda: sum(cpu_seconds(p) for p in workers) > busy + 2, 120, "the second cell's steps")
+    os.kill(max(workers), signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("commbench: error:")]
+    assert errors[0].startswith("commbench: error: squeezenet1_1 nodes=2: training failed: ")
+    assert errors[-1] == ("commbench: error: 1 of 3 cells failed (recorded as failed; the same command reruns "
+                          "them)")
+    records = read_records(runs).records
+    assert [(r["seed"], r["status"]) for r in records] == [(0, "ok"), (1, "failed"), (2, "ok")]
+    assert records[2]["worker_group"] != records[0]["worker_group"] and records[2]["group_started"]
+    assert "[3/3] squeezenet1_1 nodes=2: 4.94 MB/step" in out
+
+    again = subprocess.run([sys.executable, "-m", "commbench", *sweep], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("recorded earlier, skipped") == 2
+    assert [(r["seed"], r["status"]) for r in read_records(runs).records] == [
+        (0, "ok"), (1, "failed"), (2, "ok"), (1, "ok")]

@@ -82,6 +82,7 @@ LAYERS = [
     ("commbench.__main__",),
     ("commbench.commands",),
     ("commbench.overrides", "commbench.sweep", "commbench.bench"),
+    ("commbench.pool",),
     ("commbench.runner",),
     ("commbench.plan",),
     ("commbench.cluster",),

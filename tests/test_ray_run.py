@@ -67,42 +67,65 @@ def test_run_writes_a_record_and_resume_skips_it(tmp_path):
 
     again = commbench("model=squeezenet", "nodes=2", *SMALL, f"results_dir={tmp_path}")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"skip squeezenet nodes=2: config_hash {record['config_hash']} already recorded" in again.stdout
+    assert (f"recorded earlier, skipped (resume=true; config_hash {record['config_hash']}): squeezenet nodes=2: "
+            f"4.99 MB/step, step {record['step_time_s'] * 1e3:.1f} ms") in again.stdout
     assert len(read_records(tmp_path / "runs.jsonl").records) == 1
 
 
 def test_multirun_writes_one_record_per_cell_and_resumes(tmp_path):
-    sweep = ["-m", "model=squeezenet1_1", "nodes=1,2", *SMALL, f"results_dir={tmp_path}"]
+    sweep = ["-m", "model=squeezenet1_1,squeezenet", "nodes=1,2", *SMALL, f"results_dir={tmp_path}"]
     out = commbench(*sweep)
     assert out.returncode == 0, out.stderr[-3000:]
-    records = {r["nodes"]: r for r in read_records(tmp_path / "runs.jsonl").records}
-    assert set(records) == {1, 2}
-    for r in records.values():
-        assert r["grad_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
+    records = {(r["model"], r["nodes"]): r for r in read_records(tmp_path / "runs.jsonl").records}
+    assert set(records) == {(m, n) for m in ("squeezenet1_1", "squeezenet") for n in (1, 2)}
+    for (model, _), r in records.items():
+        assert r["grad_bytes_per_step"] == 4 * (SQUEEZENET1_1_PARAMS if model == "squeezenet1_1" else SQUEEZENET_PARAMS)
+    first = {n: records["squeezenet1_1", n] for n in (1, 2)}
     # nodes=1 is the scaling baseline: the payload that would be exchanged, nothing sent.
-    assert records[1]["sent_bytes_per_step"] == 0 and records[1]["comm_time_s"] == 0
-    assert records[2]["sent_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
-    assert records[1]["config_hash"] != records[2]["config_hash"]
+    assert first[1]["sent_bytes_per_step"] == 0 and first[1]["comm_time_s"] == 0
+    assert first[2]["sent_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
+    assert len({r["config_hash"] for r in records.values()}) == 4
 
-    # Progress: cells done/total, a line per finished cell with its efficiency.
-    e2 = records[2]["throughput"] / (2 * records[1]["throughput"])
-    assert "[1/2] squeezenet1_1 nodes=1: 4.94 MB/step" in out.stdout
-    assert "[2/2] squeezenet1_1 nodes=2: 4.94 MB/step" in out.stdout and f"E(2) {e2:.1%}" in out.stdout
+    # One worker group per world size: the second model's cells ran on the processes of the first's.
+    assert len({r["worker_group"] for r in records.values()}) == 2
+    for n in (1, 2):
+        a, b = records["squeezenet1_1", n], records["squeezenet", n]
+        assert a["worker_group"] == b["worker_group"] and a["worker_pids"] == b["worker_pids"]
+        assert len(set(a["worker_pids"])) == n and (a["group_started"], b["group_started"]) == (True, False)
+
+    # Progress: cells done/total, a line per finished cell with its efficiency; in a pipe, one line
+    # per phase and no redraws.
+    e2 = first[2]["throughput"] / (2 * first[1]["throughput"])
+    assert "[1/4] squeezenet1_1 nodes=1: 4.94 MB/step" in out.stdout
+    assert "[2/4] squeezenet1_1 nodes=2: 4.94 MB/step" in out.stdout and f"E(2) {e2:.1%}" in out.stdout
+    assert "\r" not in out.stdout
+    phases = [line.split(": ", 1)[1] for line in out.stdout.splitlines()
+              if line.startswith("  squeezenet1_1 nodes=2: ")]
+    assert phases == ["starting 2 worker processes", "building the model", "warmup (1)", "timed steps (3)",
+                      "gathering the figures", "writing the record"]
+    reused = [line for line in out.stdout.splitlines() if line.startswith("  squeezenet nodes=2: ")]
+    assert reused[0] == "  squeezenet nodes=2: building the model"  # no start-up: the group was up
     # The sweep's end: the local report and a W&B summary run, in the cells' group.
     assert (tmp_path / "report" / "summary.md").exists() and (tmp_path / "report" / "efficiency_vs_nodes.png").exists()
     cells, [summary] = ([r for r in wandb_runs(tmp_path) if r["job_type"] == job] for job in ("run", "sweep-summary"))
     group = next((tmp_path / "hydra").glob("multirun-*")).name
-    assert {r["group"] for r in cells} == {summary["group"]} == {group} and len(cells) == 2
-    assert {r["config"]["nodes"]: r["summary"]["efficiency"] for r in cells} == {1: 1.0, 2: pytest.approx(e2)}
+    assert {r["group"] for r in cells} == {summary["group"]} == {group} and len(cells) == 4
+    assert {r["config"]["nodes"]: r["summary"]["efficiency"] for r in cells
+            if r["config"]["model"] == "squeezenet1_1"} == {1: 1.0, 2: pytest.approx(e2)}
     columns = summary["tables"]["scaling"]["columns"]
     scaling = {row[columns.index("nodes")]: row[columns.index("efficiency")]
-               for row in summary["tables"]["scaling"]["data"]}
+               for row in summary["tables"]["scaling"]["data"] if row[columns.index("model")] == "squeezenet1_1"}
     assert scaling == {1: pytest.approx(1.0), 2: pytest.approx(e2)}
 
     again = commbench(*sweep)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("already recorded") == 2 and "[2/2] skip squeezenet1_1 nodes=2" in again.stdout
-    assert len(read_records(tmp_path / "runs.jsonl").records) == 2
+    # Each skipped cell says what was recorded for it; no second summary run for the same results.
+    assert again.stdout.count("recorded earlier, skipped") == 4
+    assert "] recorded earlier, skipped (resume=true; config_hash " in again.stdout
+    assert f"squeezenet nodes=2: 4.99 MB/step, step {records['squeezenet', 2]['step_time_s'] * 1e3:.1f} ms" in again.stdout
+    assert "W&B summary run: none (every cell was recorded earlier" in again.stdout
+    assert len([r for r in wandb_runs(tmp_path) if r["job_type"] == "sweep-summary"]) == 1
+    assert len(read_records(tmp_path / "runs.jsonl").records) == 4
 
 
 @pytest.fixture

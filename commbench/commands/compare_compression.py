@@ -41,10 +41,19 @@ def main(argv: list[str]) -> None:
     from commbench.sweep import close_sweep
     cells = [[*CONVERGENCE, *overrides, f"compression={s}"] for s in opts["schemes"]]
     plans = [plan_from(cell) for cell in cells]  # every cell is valid before Ray starts
+    from commbench.errors import fail
+    from commbench.pool import POOL
+    from commbench.sweep import SWEEP
+
     group = f"compare-{plans[0].model}-n{plans[0].nodes}"
-    for k, cell in enumerate(cells, start=1):
-        run_cell(compose(cell), cell, cell=(k, len(cells)), group=group)
+    try:  # every scheme's cell runs on one worker group (same N)
+        for k, cell in enumerate(cells, start=1):
+            run_cell(compose(cell), cell, cell=(k, len(cells)), group=group)
+    finally:
+        POOL.close()
     hashes = {p.config_hash() for p in plans}
     rows = compression_rows(r for r in records_of(plans[0].results_dir, "run") if r.get("config_hash") in hashes)
     emit(rows, opts["format"], lambda: compression_table(rows))
     close_sweep(plans[0].results_dir, wandb_settings(compose(cells[0]), plans[0].results_dir, group))
+    if SWEEP.failed:
+        fail(f"{SWEEP.failed} of {len(cells)} schemes failed (recorded as failed; the same command reruns them)")

@@ -109,8 +109,7 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
     except (PlanError, ValueError) as exc:
         fail(str(exc))
     if plan.resume and plan.config_hash() in finished_hashes(plan.runs_file):
-        announce(cell, f"skip {plan.model} nodes={plan.nodes}: config_hash {plan.config_hash()} "
-                       f"already recorded in {plan.runs_file} (resume=true)")
+        skipped(plan, cell)
         return
 
     if emulate_if_asked(plan, list(overrides or [])):  # the driver inside the cluster wrote the record
@@ -119,7 +118,9 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
 
     from commbench import runner
     from commbench.sinks import wandb_log
+    from commbench.sweep import cell_failed, ran_a_cell
 
+    ran_a_cell()
     try:
         wandb_log.check(wandb)  # before Ray starts: say now that W&B will not work
     except wandb_log.WandbConfigError as exc:
@@ -127,16 +128,37 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
     if plan.steps < 5:
         print(f"commbench: warning: steps={plan.steps}: a p90 over fewer than 5 timed steps is not meaningful",
               file=sys.stderr)
-    announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...")
+    announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...", start=True)
+    from commbench import pool
+    from commbench.sinks.progress import Phases
+
     try:
-        record = runner.run(plan)
+        with Phases(f"{plan.model} nodes={plan.nodes}", plan.nodes) as phases:
+            record = pool.run(plan, phases)
     except PlanError as exc:
         fail(str(exc))
     except runner.RunError as exc:
         append_record(plan.runs_file, failed_record(plan, str(exc)))
-        fail(f"{plan.model} nodes={plan.nodes}: {exc} (recorded as failed in {plan.runs_file})")
+        message = f"{plan.model} nodes={plan.nodes}: {exc} (recorded as failed in {plan.runs_file})"
+        if cell is None:
+            fail(message)
+        print(f"commbench: error: {message}", file=sys.stderr)  # the sweep goes on with the next cell
+        cell_failed()
+        return
     append_record(plan.runs_file, record)
     show(record, plan, wandb, cell, table=cell is None)
+
+
+def skipped(plan, cell: tuple[int, int] | None) -> None:
+    """A cell resume skips: one line with the figures recorded for it."""
+    from commbench.results.scaling import efficiency_of
+    from commbench.results.store import records_of
+    from commbench.sweep import announce, cell_line
+
+    runs = records_of(plan.results_dir, "run")
+    mine = [r for r in runs if r.get("config_hash") == plan.config_hash()]
+    line = cell_line(mine[-1], efficiency_of(mine[-1], runs)) if mine else f"{plan.model} nodes={plan.nodes}"
+    announce(cell, start=True, text=f"recorded earlier, skipped (resume=true; config_hash {plan.config_hash()}): {line}")
 
 
 def wandb_settings(cfg: dict[str, Any], results_dir: str, group: str | None):
@@ -187,8 +209,11 @@ def main(argv: list[str]) -> None:
     if any(a in ("--help", "-h") for a in argv):
         print(tool_help())
         return
-    cells = checked_cells(argv)
-    total = len(cells) if any(a in MULTIRUN_FLAGS for a in argv) else None
+    plans = checked_cells(argv)
+    total = len(plans) if any(a in MULTIRUN_FLAGS for a in argv) else None
+    from commbench.pool import POOL
+
+    POOL.expect(plans)  # the sweep's worker groups, one per world size, fit in Ray side by side
 
     @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
     def app(cfg) -> None:
@@ -201,4 +226,15 @@ def main(argv: list[str]) -> None:
 
     # --hydra-help is Hydra's app help (--help), titled commbench (hydra.help.app_name in conf/)
     sys.argv = [sys.argv[0], *("--help" if a == "--hydra-help" else a for a in argv)]
-    app()
+    from commbench.sweep import SWEEP
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise  # Ray's shutdown at exit stops the workers
+    except BaseException:
+        POOL.close()
+        raise
+    POOL.close()  # the worker groups a run or a sweep started
+    if SWEEP.failed:
+        fail(f"{SWEEP.failed} of {total} cells failed (recorded as failed; the same command reruns them)")

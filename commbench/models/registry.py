@@ -9,18 +9,14 @@ the count independent of the input size.  ``min_image_size`` values were measure
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
-
-from .densenet_bc import densenet_bc
-from .mobilenet_v1 import mobilenet_v1
-from .shufflenet_v1 import shufflenet_v1
-from .squeezenet import squeezenet_complex_bypass, squeezenet_simple_bypass
-from .squeezenext import squeezenext
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 TORCHVISION = "torchvision"
 
@@ -68,6 +64,24 @@ class UnknownModelError(KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message; keep it one plain line
         return f"unknown model {self.name!r}; known: {', '.join(MODELS)}"
+
+
+@dataclass(frozen=True)
+class _Own:
+    """Builder for a model of this package (a family torchvision lacks), imported when built: the
+    registry itself imports no torch, so a plan is checked without it."""
+
+    module: str
+    fn: str
+
+    def __call__(self, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
+        return getattr(importlib.import_module(f"commbench.models.{self.module}"), self.fn)(num_classes, **kwargs)
+
+
+densenet_bc, mobilenet_v1, shufflenet_v1, squeezenext = (
+    _Own(name, name) for name in ("densenet_bc", "mobilenet_v1", "shufflenet_v1", "squeezenext"))
+squeezenet_simple_bypass = _Own("squeezenet", "squeezenet_simple_bypass")
+squeezenet_complex_bypass = _Own("squeezenet", "squeezenet_complex_bypass")
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,8 @@ def count_params(model: nn.Module) -> int:
 
 def count_params_meta(name: str, num_classes: int = 1000, **kwargs: Any) -> int:
     """count_params of the model built on the meta device: shapes only, no weights allocated."""
+    import torch
+
     with torch.device("meta"):
         return count_params(build_model(name, num_classes=num_classes, **kwargs))
 
@@ -180,6 +196,8 @@ def logits(out: Any) -> torch.Tensor:
 def forward_ok(model: nn.Module, size: int, batch: int = 1) -> bool:
     """Does a (batch, 3, size, size) input go through (in the model's current mode) and give one
     logit row per sample?"""
+    import torch
+
     try:
         with torch.no_grad():
             out = logits(model(torch.zeros(batch, 3, size, size)))

@@ -1,0 +1,250 @@
+"""Worker groups started once per world size: a sweep's cells with the same N (and placement) run on
+one Ray Train worker group, which builds, measures and drops each cell's model in turn.
+
+The driver posts a cell's config to its group's board (a Ray actor); rank 0 posts back progress and,
+when the cell is done, every rank's figures, which the driver turns into that cell's record at once.
+A worker group that fails takes only the cell in flight with it: that cell is recorded as failed and
+the next cell of that size starts a fresh group. Workers wait for the next cell on the board, never in
+a collective, so a long wait between cells cannot trip the process group's timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from commbench.plan import RunPlan
+
+POLL_S = 0.2  # how often the driver looks at the board: progress and the end of a cell
+
+
+@functools.cache
+def _board_class():
+    import asyncio
+
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Board:
+        """One worker group's cells, in order (None: stop), the figures rank 0 posts back, the
+        starts of each cell (a restarted group starts the cell in flight again) and its progress."""
+
+        def __init__(self) -> None:
+            self.cells: list[dict[str, Any] | None] = []
+            self.results: dict[int, Any] = {}
+            self.starts: dict[int, int] = {}
+            self.joined: set[int] = set()
+            self.status: dict[int, dict[str, Any]] = {}
+            self.phases: dict[int, list[str]] = {}  # every phase a cell went through, even the short ones
+            self.posted = asyncio.Condition()
+
+        async def post(self, cell: dict[str, Any] | None) -> int:
+            async with self.posted:
+                self.cells.append(cell)
+                self.posted.notify_all()
+            return len(self.cells) - 1
+
+        async def take(self, index: int) -> dict[str, Any] | None:
+            async with self.posted:
+                await self.posted.wait_for(lambda: len(self.cells) > index)
+            return self.cells[index]
+
+        async def first_open(self) -> int:
+            return len(self.results)  # cells finish in order: the first without figures
+
+        async def join(self, rank: int) -> None:
+            self.joined.add(rank)
+
+        async def start(self, index: int) -> int:
+            self.starts[index] = self.starts.get(index, 0) + 1
+            return self.starts[index]
+
+        async def report(self, index: int, status: dict[str, Any]) -> None:
+            self.status[index] = status
+            seen = self.phases.setdefault(index, [])
+            if not seen or seen[-1] != status["phase"]:
+                seen.append(status["phase"])
+
+        async def finish(self, index: int, figures: Any) -> None:
+            self.results[index] = figures
+
+        async def poll(self, index: int) -> tuple[Any, dict[str, Any], list[str], int]:
+            return self.results.pop(index, None), self.status.get(index, {}), self.phases.get(index, []), len(self.joined)
+
+    return Board
+
+
+def serve(group: dict[str, Any]) -> None:
+    """The workers' function (commbench.worker.serve), named here so that the driver hands it to Ray
+    without importing torchvision itself."""
+    from commbench.worker import serve as serve_cells
+
+    serve_cells(group)
+
+
+def cpus_of(plan: RunPlan) -> int:
+    return math.ceil(plan.nodes * (plan.cpus_per_worker or 1.0))
+
+
+def group_key(plan: RunPlan) -> tuple:
+    """What a worker group is started with: cells that agree on it can share one."""
+    return (plan.nodes, plan.use_gpu, plan.cpus_per_worker, plan.collective_timeout_s, plan.cluster_kind,
+            plan.cluster_address, plan.workers_per_node, plan.max_restarts, plan.results_dir)
+
+
+class WorkerGroup:
+    """A TorchTrainer whose workers serve the cells posted to its board until told to stop."""
+
+    def __init__(self, plan: RunPlan) -> None:
+        from commbench import runner
+
+        self.cpus = cpus_of(plan)
+        self.nodes = plan.nodes
+        self.name = f"commbench-group-n{plan.nodes}-{os.getpid()}-{time.monotonic_ns()}"
+        self.board = _board_class().options(name=self.name).remote()
+        trainer = runner.make_trainer(plan, serve, {"board": self.name},
+                                      name=f"n{plan.nodes}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.outcome: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._fit, args=(trainer,), name=self.name, daemon=True)
+        self.thread.start()
+
+    def _fit(self, trainer) -> None:
+        # In a helper thread: Ray Train in the main thread would take over Ctrl-C (abort, then exit
+        # with no word said); here Ctrl-C and SIGTERM reach commbench as an interrupt.
+        try:
+            self.outcome["result"] = trainer.fit()
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver's thread
+            self.outcome["error"] = exc
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def run(self, cell: dict[str, Any], show: Callable[[dict[str, Any], list[str], int], None]) -> Any:
+        """Post a cell, show its progress, return rank 0's figures; RunError if the group failed."""
+        import ray
+
+        index = ray.get(self.board.post.remote(cell))
+        while True:
+            figures, status, phases, joined = ray.get(self.board.poll.remote(index))
+            show(status, phases, joined)
+            if figures is not None:
+                return figures
+            if not self.alive:
+                raise self.failure()
+            time.sleep(POLL_S)
+
+    def failure(self) -> Exception:
+        from commbench import runner
+
+        error = self.outcome.get("error")
+        if error is not None:
+            return runner.run_error(error)
+        result = self.outcome.get("result")
+        if result is not None and result.error is not None:
+            return runner.RunError(f"training failed: {runner.last_line(result.error)}")
+        return runner.RunError("the worker group stopped before the cell finished")
+
+    def close(self, wait_s: float = 30) -> None:
+        """Tell the workers to stop; wait up to wait_s for Ray Train to release the group."""
+        import ray
+
+        if self.alive:
+            self.board.post.remote(None)
+            self.thread.join(wait_s)
+        if wait_s:
+            ray.kill(self.board)
+
+
+class Pool:
+    """The live worker groups of this driver, by group_key."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple, WorkerGroup] = {}
+        self.session: str | None = None
+        self.expected = 0
+
+    def expect(self, plans: list[RunPlan]) -> None:
+        """A sweep's plans: the embedded Ray is sized for all their groups at once, so starting the
+        next world size never restarts Ray under the groups already up."""
+        self.expected = sum(cpus_of(p) for p in {group_key(p): p for p in plans}.values())
+
+    def reserve(self, plan: RunPlan) -> int:
+        """Logical CPUs the embedded Ray needs for this plan's group beside the other live groups."""
+        key = group_key(plan)
+        others = sum(g.cpus for k, g in self.groups.items() if k != key and g.alive)
+        return max(self.expected, others + cpus_of(plan))
+
+    def group_for(self, plan: RunPlan) -> tuple[WorkerGroup, bool]:
+        """The live group for this plan, or a new one (True: started for it)."""
+        import ray
+
+        session = ray.get_runtime_context().get_node_id()
+        if session != self.session:  # Ray was restarted (bigger): the old groups went with it
+            self.groups, self.session = {}, session
+        key = group_key(plan)
+        group = self.groups.get(key)
+        if group is not None and group.alive:
+            return group, False
+        self.make_room(plan)
+        self.groups[key] = group = WorkerGroup(plan)
+        return group, True
+
+    def make_room(self, plan: RunPlan) -> None:
+        """On a cluster that cannot hold another group beside the idle ones, stop them first."""
+        import ray
+
+        needed = cpus_of(plan)
+        if ray.available_resources().get("CPU", 0) >= needed:
+            return
+        for key in list(self.groups):
+            self.groups.pop(key).close()
+
+    def close(self) -> None:
+        """Stop every group at the end of a command (a run, a sweep). Nothing waits for them: the
+        records are written, and Ray's shutdown at the process's exit ends what is left."""
+        import ray
+
+        if not ray.is_initialized():
+            self.groups = {}
+            return
+        for key in list(self.groups):
+            self.groups.pop(key).close(wait_s=0)
+
+
+POOL = Pool()
+
+
+def run(plan: RunPlan, progress=None) -> dict[str, Any]:
+    """Start Ray, run the plan as a cell of its worker group (started for it, or still up from an
+    earlier cell of this size), and return the record (not yet written). `progress` (sinks.progress)
+    shows each phase."""
+    import ray
+
+    from commbench import runner
+    from commbench.record import build_record
+    from commbench.sinks.progress import Phases
+
+    progress = progress or Phases.silent()
+    t0 = time.perf_counter()
+    if not ray.is_initialized():
+        progress.phase("starting Ray")
+    # The trainer's import (torch, ~2 s of CPU) overlaps Ray's start, which mostly waits on its processes.
+    trainer_import = threading.Thread(target=importlib.import_module, args=("ray.train.torch",), daemon=True)
+    trainer_import.start()
+    ray_init_s = runner.start_ray(plan, POOL.reserve(plan))
+    trainer_import.join()
+    t1 = time.perf_counter()
+    group, started = POOL.group_for(plan)
+    gathered = group.run(plan.worker_config(), progress.board)
+    fit_s = time.perf_counter() - t1
+    progress.phase("writing the record")
+    record = build_record(plan, gathered, {"ray_init_s": ray_init_s, "fit_s": fit_s,
+                                           "run_s": time.perf_counter() - t0})
+    record.update(worker_group=group.name, group_started=started)
+    return record
