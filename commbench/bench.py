@@ -2,9 +2,11 @@
 
 - Hook overhead: the same DDP step, on the same Ray workers, with DDP's built-in all-reduce (bare),
   with commbench's counting hook plus its per-step bookkeeping (instrumented), and with torch's
-  `noop_hook` (no communication: the compute-only baseline). Variants alternate in rounds so drift
-  on a shared machine spreads over all of them.
-- Wall time: `python -m commbench model=... nodes=... steps=...` from start to record, in a subprocess.
+  `noop_hook` (no communication: the compute-only baseline). Variants alternate in rounds, each
+  round in a rotated order, so drift on a shared machine and the order spread over all of them; the
+  ratio is the median of the per-round ratios.
+- Start to record: `python -m commbench model=... nodes=... steps=...` in a subprocess, from its start to
+  its record in runs.jsonl, and where that time went.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
     rank, world, device = join_group(cfg)
     clock = clock_for(device)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for _ in range(cfg["rounds"]):
-        for variant in VARIANTS:
+    for r in range(cfg["rounds"]):
+        for variant in VARIANTS[r % 3:] + VARIANTS[:r % 3]:  # each variant goes first in some round
             _, ddp = wrap_model(cfg, device)
             counter = _register(variant, ddp, world, clock)
             buffers = BufferBroadcasts(ddp, clock, world) if counter is not None else None
@@ -70,27 +72,46 @@ def bench_loop(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
     return {v: elementwise_max([r[v] for r in gathered]) for v in VARIANTS}
 
 
-def overhead_ratios(times: dict[str, list[float]]) -> dict[str, float]:
+def overhead_ratios(times: dict[str, list[float]], rounds: int) -> dict[str, Any]:
+    """Per round (each variant's median step in that round, so drift between rounds cancels), the
+    instrumented / bare and noop / bare ratios; their median over rounds and their spread."""
     from commbench.stats import percentile
 
-    median = {v: percentile(t, 50) for v, t in times.items()}
-    return {
-        **{f"{v}_step_s": m for v, m in median.items()},
-        "instrumented_over_bare": median["instrumented"] / median["bare"],
-        "noop_over_bare": median["noop"] / median["bare"],
-    }
+    per_round = len(times["bare"]) // rounds
+    def rounds_of(variant: str) -> list[float]:
+        t = times[variant]
+        return [percentile(t[r * per_round:(r + 1) * per_round], 50) for r in range(rounds)]
+
+    bare = rounds_of("bare")
+    out: dict[str, Any] = {f"{v}_step_s": percentile(times[v], 50) for v in VARIANTS}
+    for variant in ("instrumented", "noop"):
+        ratios = [v / b for v, b in zip(rounds_of(variant), bare)]
+        out.update({f"{variant}_over_bare": percentile(ratios, 50), f"{variant}_over_bare_rounds": ratios})
+    return out
 
 
 def wall_time(overrides: list[str]) -> dict[str, Any]:
-    """Start to record of a real run, as a user would wait for it."""
+    """Start to record of a real run, as a user waits for it: from the command's start to its record
+    in runs.jsonl, with where the time went (from the record's own clocks)."""
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "commbench", *overrides, f"results_dir={tmp}", "resume=false"],
-                             capture_output=True, text=True)
-        wall = time.perf_counter() - t0
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-m", "commbench", *overrides, f"results_dir={tmp}", "resume=false",
+                              "logging=none"], capture_output=True, text=True)
+        wall = time.time() - t0
         if out.returncode != 0:
             raise RuntimeError(f"the timed run failed: {out.stderr.strip().splitlines()[-1:]}")
-        record = json.loads((Path(tmp) / "runs.jsonl").read_text().splitlines()[-1])
-    return {"command": "python -m commbench " + " ".join(overrides), "wall_s": wall,
-            "ray_init_s": record["ray_init_s"], "ray_overhead_s": record["ray_overhead_s"],
-            "step_time_s": record["step_time_s"], "steps": record["steps"]}
+        runs = Path(tmp) / "runs.jsonl"
+        start_to_record = runs.stat().st_mtime - t0
+        record = json.loads(runs.read_text().splitlines()[-1])
+    return {"command": "python -m commbench " + " ".join(overrides), "start_to_record_s": start_to_record,
+            "exit_s": wall, **startup_breakdown(record, start_to_record)}
+
+
+def startup_breakdown(record: dict[str, Any], start_to_record: float) -> dict[str, float]:
+    """Where a run's start-to-record went: the driver (Python, Hydra, the plan, writing), Ray's start,
+    the worker group's start (processes, imports, process group), the model and DDP, the steps."""
+    loop = record["run_s"] - record["ray_overhead_s"]  # the slowest worker's train loop
+    steps = loop - record["worker_setup_s"]
+    return {"driver_s": start_to_record - record["run_s"], "ray_init_s": record["ray_init_s"],
+            "workers_start_s": record["fit_s"] - loop, "model_setup_s": record["worker_setup_s"],
+            "steps_s": steps, "steps": record["steps"] + record["warmup"], "step_time_s": record["step_time_s"]}

@@ -177,6 +177,18 @@ def overrides_of(argv: list[str]) -> list[str]:
     return out
 
 
+def nodes_first(argv: list[str]) -> list[str]:
+    """The same arguments with `nodes=` as the first override. Hydra's sweeper varies the first
+    override slowest, so a sweep then runs its cells world size by world size: each size's worker
+    group starts once, serves all of its cells, and is gone before the next size starts."""
+    overrides = overrides_of(argv)
+    flags = list(argv)
+    for arg in overrides:
+        flags.remove(arg)
+    nodes = [a for a in overrides if a.partition("=")[0].lstrip("+~") == "nodes"]
+    return flags + nodes + [a for a in overrides if a not in nodes]
+
+
 def sweep_cells(argv: list[str]) -> list[list[str]]:
     """The override list of every cell Hydra's basic sweeper makes of these arguments (one cell
     without -m); Hydra's own settings (hydra.*) left out. ValueError says what does not parse."""

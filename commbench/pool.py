@@ -1,5 +1,6 @@
 """Worker groups started once per world size: a sweep's cells with the same N (and placement) run on
-one Ray Train worker group, which builds, measures and drops each cell's model in turn.
+one Ray Train worker group, which builds, measures and drops each cell's model in turn; a sweep runs
+its cells world size by world size (overrides.nodes_first), so each size starts its workers once.
 
 The driver posts a cell's config to its group's board (a Ray actor); rank 0 posts back progress and,
 when the cell is done, every rank's figures, which the driver turns into that cell's record at once.
@@ -37,6 +38,7 @@ def _board_class():
         def __init__(self) -> None:
             self.cells: list[dict[str, Any] | None] = []
             self.results: dict[int, Any] = {}
+            self.finished = 0  # cells whose figures came back (the driver pops them as it reads them)
             self.starts: dict[int, int] = {}
             self.joined: set[int] = set()
             self.status: dict[int, dict[str, Any]] = {}
@@ -55,7 +57,7 @@ def _board_class():
             return self.cells[index]
 
         async def first_open(self) -> int:
-            return len(self.results)  # cells finish in order: the first without figures
+            return self.finished  # cells finish in order: the first without figures
 
         async def join(self, rank: int) -> None:
             self.joined.add(rank)
@@ -72,6 +74,7 @@ def _board_class():
 
         async def finish(self, index: int, figures: Any) -> None:
             self.results[index] = figures
+            self.finished = max(self.finished, index + 1)
 
         async def poll(self, index: int) -> tuple[Any, dict[str, Any], list[str], int]:
             return self.results.pop(index, None), self.status.get(index, {}), self.phases.get(index, []), len(self.joined)
@@ -162,62 +165,71 @@ class WorkerGroup:
 
 
 class Pool:
-    """The live worker groups of this driver, by group_key."""
+    """This driver's live worker group. One at a time: a sweep runs its cells world size by world
+    size (overrides.nodes_first), so a group is never needed again once the next size starts, and
+    no idle group sits beside a measurement."""
 
     def __init__(self) -> None:
-        self.groups: dict[tuple, WorkerGroup] = {}
+        self.key: tuple | None = None
+        self.group: WorkerGroup | None = None
         self.session: str | None = None
         self.expected = 0
 
     def expect(self, plans: list[RunPlan]) -> None:
-        """A sweep's plans: the embedded Ray is sized for all their groups at once, so starting the
-        next world size never restarts Ray under the groups already up."""
-        self.expected = sum(cpus_of(p) for p in {group_key(p): p for p in plans}.values())
+        """A sweep's plans: the embedded Ray is sized for its largest group from the start, so a
+        larger world size later never restarts Ray."""
+        self.expected = max((cpus_of(p) for p in plans), default=0)
 
     def reserve(self, plan: RunPlan) -> int:
-        """Logical CPUs the embedded Ray needs for this plan's group beside the other live groups."""
-        key = group_key(plan)
-        others = sum(g.cpus for k, g in self.groups.items() if k != key and g.alive)
-        return max(self.expected, others + cpus_of(plan))
+        """Logical CPUs the embedded Ray is sized for."""
+        return max(self.expected, cpus_of(plan))
 
     def group_for(self, plan: RunPlan) -> tuple[WorkerGroup, bool]:
-        """The live group for this plan, or a new one (True: started for it)."""
+        """The live group if it fits this plan, else a new one (True: started for it)."""
         import ray
 
         session = ray.get_runtime_context().get_node_id()
-        if session != self.session:  # Ray was restarted (bigger): the old groups went with it
-            self.groups, self.session = {}, session
+        if session != self.session:  # Ray was restarted (bigger): the old group went with it
+            self.key, self.group, self.session = None, None, session
         key = group_key(plan)
-        group = self.groups.get(key)
-        if group is not None and group.alive:
-            return group, False
-        self.make_room(plan)
-        self.groups[key] = group = WorkerGroup(plan)
-        return group, True
+        if self.group is not None and self.group.alive and key == self.key:
+            return self.group, False
+        self.close(wait_s=30)  # its CPUs (placement) go to the new group
+        self.key, self.group = key, WorkerGroup(plan)
+        return self.group, True
 
-    def make_room(self, plan: RunPlan) -> None:
-        """On a cluster that cannot hold another group beside the idle ones, stop them first."""
+    def close(self, wait_s: float = 0) -> None:
+        """Stop the live group. At the end of a command nothing waits for it (wait_s=0): the records
+        are written, and Ray's shutdown at the process's exit ends what is left."""
         import ray
 
-        needed = cpus_of(plan)
-        if ray.available_resources().get("CPU", 0) >= needed:
-            return
-        for key in list(self.groups):
-            self.groups.pop(key).close()
-
-    def close(self) -> None:
-        """Stop every group at the end of a command (a run, a sweep). Nothing waits for them: the
-        records are written, and Ray's shutdown at the process's exit ends what is left."""
-        import ray
-
-        if not ray.is_initialized():
-            self.groups = {}
-            return
-        for key in list(self.groups):
-            self.groups.pop(key).close(wait_s=0)
+        if self.group is not None and ray.is_initialized():
+            self.group.close(wait_s)
+        self.key = self.group = None
 
 
 POOL = Pool()
+
+
+def link_logs(results_dir: str) -> str:
+    """results_dir/ray-logs -> this Ray session's log folder, where the workers' own output goes (the
+    terminal gets commbench's lines only); what to tell the user."""
+    from pathlib import Path
+
+    import ray
+
+    try:  # private: Ray has no public call for its session's log folder
+        logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    except AttributeError:
+        return "Ray's logs: in its session folder (/tmp/ray/session_latest/logs on the head)"
+    link = Path(results_dir) / "ray-logs"
+    try:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(logs, target_is_directory=True)
+    except OSError:
+        return f"Ray's and the workers' logs: {logs}"
+    return f"Ray's and the workers' logs: {link} (-> {logs})"
 
 
 def run(plan: RunPlan, progress=None) -> dict[str, Any]:
@@ -232,13 +244,16 @@ def run(plan: RunPlan, progress=None) -> dict[str, Any]:
 
     progress = progress or Phases.silent()
     t0 = time.perf_counter()
-    if not ray.is_initialized():
+    starting = not ray.is_initialized()
+    if starting:
         progress.phase("starting Ray")
     # The trainer's import (torch, ~2 s of CPU) overlaps Ray's start, which mostly waits on its processes.
     trainer_import = threading.Thread(target=importlib.import_module, args=("ray.train.torch",), daemon=True)
     trainer_import.start()
     ray_init_s = runner.start_ray(plan, POOL.reserve(plan))
     trainer_import.join()
+    if starting:
+        progress.note(link_logs(plan.results_dir))
     t1 = time.perf_counter()
     group, started = POOL.group_for(plan)
     gathered = group.run(plan.worker_config(), progress.board)

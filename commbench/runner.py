@@ -59,7 +59,7 @@ def join_cluster(ray, plan: RunPlan, address: str) -> None:
     if not ray.is_initialized():
         check_reachable(address)
         try:
-            ray.init(address=address, **quiet_logs(ray))
+            ray.init(address=address, log_to_driver=False, **quiet_logs(ray))
         except (ConnectionError, RuntimeError) as exc:
             raise PlanError(f"cannot join the Ray cluster at {address}: {last_line(exc)}") from None
     if plan.cluster_kind == "emulated":

@@ -7,6 +7,7 @@ callback (conf/config.yaml, hydra.callbacks) that closes the sweep.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class Sweep:
         self.k = 0  # the cell announced last
         self.ran = 0
         self.failed = 0
+        self.warned: set[str] = set()
 
     def eta(self, k: int, total: int) -> str:
         """[k/total], with the time left once a cell has finished (the mean cell so far)."""
@@ -60,6 +62,13 @@ def ran_a_cell() -> None:
 
 def cell_failed() -> None:
     SWEEP.failed += 1
+
+
+def warn_once(text: str, when: bool = True) -> None:
+    """A warning that every cell of a sweep would repeat, said once."""
+    if when and text not in SWEEP.warned:
+        SWEEP.warned.add(text)
+        print(f"commbench: warning: {text}", file=sys.stderr)
 
 
 def announce(cell: tuple[int, int] | None, text: str, start: bool = False) -> None:

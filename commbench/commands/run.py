@@ -9,7 +9,7 @@ from typing import Any
 
 from commbench.errors import PlanError, fail
 from commbench.options import Command
-from commbench.overrides import MULTIRUN_FLAGS, checked_cells
+from commbench.overrides import MULTIRUN_FLAGS, checked_cells, nodes_first
 
 COMMAND = Command("run", "Train a model data-parallel on Ray and record the bytes each step sends and where its "
                   "time goes (the default command).", run_options=True,
@@ -118,16 +118,14 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
 
     from commbench import runner
     from commbench.sinks import wandb_log
-    from commbench.sweep import cell_failed, ran_a_cell
+    from commbench.sweep import cell_failed, ran_a_cell, warn_once
 
     ran_a_cell()
     try:
         wandb_log.check(wandb)  # before Ray starts: say now that W&B will not work
     except wandb_log.WandbConfigError as exc:
         fail(str(exc))
-    if plan.steps < 5:
-        print(f"commbench: warning: steps={plan.steps}: a p90 over fewer than 5 timed steps is not meaningful",
-              file=sys.stderr)
+    warn_once(f"steps={plan.steps}: a p90 over fewer than 5 timed steps is not meaningful", plan.steps < 5)
     announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...", start=True)
     from commbench import pool
     from commbench.sinks.progress import Phases
@@ -209,6 +207,7 @@ def main(argv: list[str]) -> None:
     if any(a in ("--help", "-h") for a in argv):
         print(tool_help())
         return
+    argv = nodes_first(argv)  # a sweep runs world size by world size: workers start once per size
     plans = checked_cells(argv)
     total = len(plans) if any(a in MULTIRUN_FLAGS for a in argv) else None
     from commbench.pool import POOL

@@ -45,7 +45,9 @@ def run_table(record: dict[str, Any], top_layers: int = 5) -> Table:
         ("throughput", f"{record['throughput']:.1f} samples/s"),
         ("top layers by bytes", ", ".join(
             f"{layer} {share:.0%}" for layer, share in layer_shares(record, top_layers))),
-        ("start-up", f"Ray {record['ray_init_s']:.1f} s, trainer {record['fit_s']:.1f} s in all"),
+        ("start-up", f"Ray {record['ray_init_s']:.1f} s, "
+                     + (f"worker group {record['ray_overhead_s']:.1f} s (started for this run)"
+                        if record.get("group_started", True) else "worker group already up")),
         *link_rows(record),
     ]
     for what, value in rows:

@@ -24,7 +24,7 @@ class Phases:
     @classmethod
     def silent(cls) -> "Phases":
         phases = cls("", 0, live=False)
-        phases.phase = lambda text, detail="": None  # type: ignore[method-assign]
+        phases.phase = phases.note = lambda text, detail="": None  # type: ignore[method-assign]
         return phases
 
     def __enter__(self) -> "Phases":
@@ -45,6 +45,10 @@ class Phases:
         elif text != self.shown:
             console.print(f"  {self.label}: {text}", highlight=False)
         self.shown = text
+
+    def note(self, text: str) -> None:
+        """A line that stays (above a live status line)."""
+        console.print(f"  {text}", highlight=False, style="dim")
 
     def board(self, status: dict[str, Any], phases: list[str], joined: int) -> None:
         """A worker group's board (pool.Board): rank 0's phases so far (a pipe gets each one, however
