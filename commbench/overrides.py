@@ -163,8 +163,8 @@ def plan_from(overrides: list[str]):
         fail(first_line(exc))
 
 
-def overrides_of(argv: list[str]) -> list[str]:
-    """The key=value overrides among Hydra's command-line arguments."""
+def override_positions(argv: list[str]) -> list[int]:
+    """Where the key=value overrides are among Hydra's command-line arguments."""
     out, skip = [], False
     for i, arg in enumerate(argv):
         if skip:
@@ -173,20 +173,26 @@ def overrides_of(argv: list[str]) -> list[str]:
             skip = arg in VALUE_FLAGS or (arg in ("--info", "-i") and argv[i + 1:i + 2] != []
                                           and argv[i + 1] in INFO_CHOICES)
         else:
-            out.append(arg)
+            out.append(i)
     return out
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The key=value overrides among Hydra's command-line arguments."""
+    return [argv[i] for i in override_positions(argv)]
 
 
 def nodes_first(argv: list[str]) -> list[str]:
     """The same arguments with `nodes=` as the first override. Hydra's sweeper varies the first
     override slowest, so a sweep then runs its cells world size by world size: each size's worker
     group starts once, serves all of its cells, and is gone before the next size starts."""
-    overrides = overrides_of(argv)
-    flags = list(argv)
-    for arg in overrides:
-        flags.remove(arg)
+    positions = override_positions(argv)  # flags (and their values) stay where they are
+    overrides = [argv[i] for i in positions]
     nodes = [a for a in overrides if a.partition("=")[0].lstrip("+~") == "nodes"]
-    return flags + nodes + [a for a in overrides if a not in nodes]
+    out = list(argv)
+    for i, arg in zip(positions, nodes + [a for a in overrides if a not in nodes]):
+        out[i] = arg
+    return out
 
 
 def sweep_cells(argv: list[str]) -> list[list[str]]:

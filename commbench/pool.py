@@ -76,8 +76,11 @@ def _board_class():
             self.results[index] = figures
             self.finished = max(self.finished, index + 1)
 
-        async def poll(self, index: int) -> tuple[Any, dict[str, Any], list[str], int]:
-            return self.results.pop(index, None), self.status.get(index, {}), self.phases.get(index, []), len(self.joined)
+        async def poll(self, index: int) -> tuple[Any, dict[str, Any], list[str], int, bool]:
+            """Rank 0's figures (once), status and phases of a cell, the workers joined, and
+            whether the cell started."""
+            return (self.results.pop(index, None), self.status.get(index, {}), self.phases.get(index, []),
+                    len(self.joined), index in self.starts)
 
     return Board
 
@@ -104,25 +107,18 @@ class WorkerGroup:
     """A TorchTrainer whose workers serve the cells posted to its board until told to stop."""
 
     def __init__(self, plan: RunPlan) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         from commbench import runner
 
-        self.cpus = cpus_of(plan)
-        self.nodes = plan.nodes
         self.name = f"commbench-group-n{plan.nodes}-{os.getpid()}-{time.monotonic_ns()}"
-        self.board = _board_class().options(name=self.name).remote()
+        # On the driver's node: its polls (every POLL_S) never cross a measured link.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.board = _board_class().options(name=self.name, scheduling_strategy=here).remote()
         trainer = runner.make_trainer(plan, serve, {"board": self.name},
                                       name=f"n{plan.nodes}-{time.strftime('%Y%m%d-%H%M%S')}")
-        self.outcome: dict[str, Any] = {}
-        self.thread = threading.Thread(target=self._fit, args=(trainer,), name=self.name, daemon=True)
-        self.thread.start()
-
-    def _fit(self, trainer) -> None:
-        # In a helper thread: Ray Train in the main thread would take over Ctrl-C (abort, then exit
-        # with no word said); here Ctrl-C and SIGTERM reach commbench as an interrupt.
-        try:
-            self.outcome["result"] = trainer.fit()
-        except BaseException as exc:  # noqa: BLE001 - handed to the driver's thread
-            self.outcome["error"] = exc
+        self.thread, self.outcome = runner.start_fit(trainer, name=self.name)
 
     @property
     def alive(self) -> bool:
@@ -134,12 +130,15 @@ class WorkerGroup:
 
         index = ray.get(self.board.post.remote(cell))
         while True:
-            figures, status, phases, joined = ray.get(self.board.poll.remote(index))
+            dead = not self.alive  # before the poll: figures posted just before the end still count
+            figures, status, phases, joined, started = ray.get(self.board.poll.remote(index))
             show(status, phases, joined)
             if figures is not None:
                 return figures
-            if not self.alive:
-                raise self.failure()
+            if dead:
+                error = self.failure()
+                error.started = started  # type: ignore[attr-defined]
+                raise error
             time.sleep(POLL_S)
 
     def failure(self) -> Exception:
@@ -250,13 +249,23 @@ def run(plan: RunPlan, progress=None) -> dict[str, Any]:
     # The trainer's import (torch, ~2 s of CPU) overlaps Ray's start, which mostly waits on its processes.
     trainer_import = threading.Thread(target=importlib.import_module, args=("ray.train.torch",), daemon=True)
     trainer_import.start()
-    ray_init_s = runner.start_ray(plan, POOL.reserve(plan))
-    trainer_import.join()
+    try:
+        ray_init_s = runner.start_ray(plan, POOL.reserve(plan))
+    finally:
+        trainer_import.join()  # an import cut off at exit would print a traceback under the error
     if starting:
         progress.note(link_logs(plan.results_dir))
     t1 = time.perf_counter()
     group, started = POOL.group_for(plan)
-    gathered = group.run(plan.worker_config(), progress.board)
+    try:
+        gathered = group.run(plan.worker_config(), progress.board)
+    except runner.RunError as exc:
+        if getattr(exc, "started", True) or started:
+            raise
+        # The group died between cells (after the last one's figures): this cell never started, so
+        # it gets a fresh group rather than a failed record.
+        group, started = POOL.group_for(plan)
+        gathered = group.run(plan.worker_config(), progress.board)
     fit_s = time.perf_counter() - t1
     progress.phase("writing the record")
     record = build_record(plan, gathered, {"ray_init_s": ray_init_s, "fit_s": fit_s,

@@ -39,8 +39,8 @@ def cpus_per_worker(plan: RunPlan) -> float:
 
 
 def start_ray(plan: RunPlan, reserve: int = 0) -> float:
-    """Start (or join) Ray sized for the plan (and `reserve` logical CPUs: the worker groups that
-    stay up beside it); returns the seconds it took."""
+    """Start (or join) Ray sized for the plan, or for `reserve` logical CPUs (a sweep's largest
+    worker group); returns the seconds it took."""
     import ray
 
     t0 = time.perf_counter()
@@ -78,7 +78,9 @@ def start_embedded(ray, plan: RunPlan, reserve: int = 0) -> None:
     # Workers import commbench from here when it runs from a source checkout. Through the environment
     # the raylet inherits, not a runtime_env: workers with a job's runtime_env are started only when an
     # actor asks, while these match the workers Ray starts ahead with the raylet.
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if _package_root() not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), *paths) if p)
     # Logical CPUs: 8 workers start on 2 cores; the threads per worker keep the cores honest.
     ray.init(
         address="local",  # always a new embedded instance, never some other Ray found on the machine
@@ -167,10 +169,10 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
     )
 
 
-def fit_in_thread(trainer) -> Any:
-    """trainer.fit() in a helper thread. In the main thread Ray Train would take over Ctrl-C (abort,
-    then exit with no word said); here Ctrl-C and SIGTERM reach commbench as an interrupt, and
-    Ray's shutdown at exit stops the run."""
+def start_fit(trainer, name: str = "commbench-fit") -> tuple[threading.Thread, dict[str, Any]]:
+    """trainer.fit() in a helper thread; its outcome lands in the dict ("result" or "error"). In the
+    main thread Ray Train would take over Ctrl-C (abort, then exit with no word said); here Ctrl-C
+    and SIGTERM reach commbench as an interrupt, and Ray's shutdown at exit stops the run."""
     out: dict[str, Any] = {}
 
     def target() -> None:
@@ -179,8 +181,14 @@ def fit_in_thread(trainer) -> Any:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             out["error"] = exc
 
-    thread = threading.Thread(target=target, name="commbench-fit", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
+    return thread, out
+
+
+def fit_in_thread(trainer) -> Any:
+    """trainer.fit() (start_fit), waited for."""
+    thread, out = start_fit(trainer)
     while thread.is_alive():
         thread.join(0.2)
     if "error" in out:

@@ -128,9 +128,10 @@ def summary_lines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "comm_time_vs_nodes": spec("exposed_comm_s", 1e3, "Exposed comm time per step (ms) vs nodes")}
 
 
-def close_sweep(results_dir: str, settings) -> list[Path]:
-    """The sweep's end: the local report, then the W&B summary run. Each step says why it did
-    nothing rather than failing the sweep whose cells are already recorded."""
+def close_sweep(results_dir: str, settings, new_results: bool = True) -> list[Path]:
+    """The sweep's end: the local report, then the W&B summary run (not when no cell ran: the last
+    summary run holds these results). Each step says why it did nothing rather than failing the
+    sweep whose cells are already recorded."""
     from commbench.sinks import wandb_log
     from commbench.sinks.report import load_results, write_report
 
@@ -142,7 +143,7 @@ def close_sweep(results_dir: str, settings) -> list[Path]:
         return []
     paths = write_report(folder, results=results)
     console.print(f"report: {folder / 'report' / 'summary.md'} ({len(paths) - 1} charts)", highlight=False)
-    if not SWEEP.ran and settings.enabled:
+    if not new_results and settings.enabled:
         console.print("W&B summary run: none (every cell was recorded earlier; the last sweep's summary run "
                       "holds these results)", highlight=False)
         return paths
@@ -167,4 +168,4 @@ class SweepEnd(Callback):
             settings = wandb_log.settings_from(OmegaConf.to_container(config.logging), results_dir, group)
         except wandb_log.WandbConfigError:
             settings = wandb_log.settings_from(None, results_dir)  # already reported by the cells
-        close_sweep(results_dir, settings)
+        close_sweep(results_dir, settings, new_results=SWEEP.ran > 0)

@@ -1,7 +1,8 @@
 """Inside each Ray worker: build the model, wrap it in DDP with a counting comm hook, time the steps.
 
 Rank 0 gathers every rank's figures (one all_gather_object under the process group's timeout) and
-returns them: Ray Train hands rank 0's return value back to the driver as `Result.return_value`.
+posts them to the worker group's board (pool.py), where the driver picks them up; a loop run on its
+own (the test harness) returns them.
 """
 
 from __future__ import annotations
@@ -114,14 +115,22 @@ def step_figures(clock, stamps: tuple, comm: StepComm, buffers: list[tuple], buf
 
 class Progress:
     """Rank 0 tells the driver where the cell is (its board: pool.py); other ranks, and a loop run
-    outside a worker group (tests, bench), say nothing. Fire and forget: never inside a step's clocks."""
+    outside a worker group (tests, bench), say nothing. Between steps, never inside a step's clocks,
+    and fire and forget; at a new phase, else at most once every EVERY_S, so that rank 0 (which its
+    peers wait for in their collectives) and the board's host spend next to nothing on it."""
+
+    EVERY_S = 1.0
 
     def __init__(self, board=None, index: int = 0) -> None:
         self.board, self.index = board, index
+        self.phase, self.sent = None, 0.0
 
     def __call__(self, phase: str, **figures: Any) -> None:
-        if self.board is not None:
-            self.board.report.remote(self.index, {"phase": phase, **figures})
+        now = time.monotonic()
+        if self.board is None or (phase == self.phase and now - self.sent < self.EVERY_S):
+            return
+        self.phase, self.sent = phase, now
+        self.board.report.remote(self.index, {"phase": phase, **figures})
 
     def attempt(self) -> int:
         """This start's number (1 = first; more after Ray restarted a failed worker group)."""

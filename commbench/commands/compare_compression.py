@@ -54,6 +54,7 @@ def main(argv: list[str]) -> None:
     hashes = {p.config_hash() for p in plans}
     rows = compression_rows(r for r in records_of(plans[0].results_dir, "run") if r.get("config_hash") in hashes)
     emit(rows, opts["format"], lambda: compression_table(rows))
-    close_sweep(plans[0].results_dir, wandb_settings(compose(cells[0]), plans[0].results_dir, group))
+    close_sweep(plans[0].results_dir, wandb_settings(compose(cells[0]), plans[0].results_dir, group),
+                new_results=SWEEP.ran > 0)
     if SWEEP.failed:
         fail(f"{SWEEP.failed} of {len(cells)} schemes failed (recorded as failed; the same command reruns them)")

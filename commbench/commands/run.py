@@ -112,15 +112,21 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
         skipped(plan, cell)
         return
 
-    if emulate_if_asked(plan, list(overrides or [])):  # the driver inside the cluster wrote the record
-        show(newest_record(plan), plan, wandb, cell, table=False)
-        return
-
     from commbench import runner
     from commbench.sinks import wandb_log
     from commbench.sweep import cell_failed, ran_a_cell, warn_once
 
     ran_a_cell()
+    try:
+        emulated = emulate_if_asked(plan, list(overrides or []))
+    except SystemExit as exc:
+        if cell is None or not exc.code:
+            raise
+        cell_failed()  # the driver inside the cluster said why (and recorded a run that failed)
+        return
+    if emulated:  # the driver inside the cluster wrote the record
+        show(newest_record(plan), plan, wandb, cell, table=False)
+        return
     try:
         wandb_log.check(wandb)  # before Ray starts: say now that W&B will not work
     except wandb_log.WandbConfigError as exc:
@@ -212,7 +218,7 @@ def main(argv: list[str]) -> None:
     total = len(plans) if any(a in MULTIRUN_FLAGS for a in argv) else None
     from commbench.pool import POOL
 
-    POOL.expect(plans)  # the sweep's worker groups, one per world size, fit in Ray side by side
+    POOL.expect(plans)  # an embedded Ray sized for the sweep's largest worker group
 
     @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
     def app(cfg) -> None:
