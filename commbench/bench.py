@@ -111,8 +111,9 @@ def wall_time(overrides: list[str]) -> dict[str, Any]:
 def startup_breakdown(record: dict[str, Any], start_to_record: float) -> dict[str, float]:
     """Where a run's start-to-record went: the driver (Python, Hydra, the plan, writing), Ray's start,
     the worker group's start (processes, imports, process group), the model and DDP, the steps."""
-    loop = record["run_s"] - record["ray_overhead_s"]  # the slowest worker's train loop
-    steps = loop - record["worker_setup_s"]
+    from commbench.sinks.console import group_start_s, train_loop_s
+
+    steps = train_loop_s(record) - record["worker_setup_s"]
     return {"driver_s": start_to_record - record["run_s"], "ray_init_s": record["ray_init_s"],
-            "workers_start_s": record["fit_s"] - loop, "model_setup_s": record["worker_setup_s"],
+            "workers_start_s": group_start_s(record), "model_setup_s": record["worker_setup_s"],
             "steps_s": steps, "steps": record["steps"] + record["warmup"], "step_time_s": record["step_time_s"]}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import math
 import os
 import threading
 import time
@@ -93,10 +92,6 @@ def serve(group: dict[str, Any]) -> None:
     serve_cells(group)
 
 
-def cpus_of(plan: RunPlan) -> int:
-    return math.ceil(plan.nodes * (plan.cpus_per_worker or 1.0))
-
-
 def group_key(plan: RunPlan) -> tuple:
     """What a worker group is started with: cells that agree on it can share one."""
     return (plan.nodes, plan.use_gpu, plan.cpus_per_worker, plan.collective_timeout_s, plan.cluster_kind,
@@ -149,7 +144,7 @@ class WorkerGroup:
             return runner.run_error(error)
         result = self.outcome.get("result")
         if result is not None and result.error is not None:
-            return runner.RunError(f"training failed: {runner.last_line(result.error)}")
+            return runner.result_error(result)
         return runner.RunError("the worker group stopped before the cell finished")
 
     def close(self, wait_s: float = 30) -> None:
@@ -177,10 +172,14 @@ class Pool:
     def expect(self, plans: list[RunPlan]) -> None:
         """A sweep's plans: the embedded Ray is sized for its largest group from the start, so a
         larger world size later never restarts Ray."""
+        from commbench.runner import cpus_of
+
         self.expected = max((cpus_of(p) for p in plans), default=0)
 
     def reserve(self, plan: RunPlan) -> int:
         """Logical CPUs the embedded Ray is sized for."""
+        from commbench.runner import cpus_of
+
         return max(self.expected, cpus_of(plan))
 
     def group_for(self, plan: RunPlan) -> tuple[WorkerGroup, bool]:

@@ -38,6 +38,11 @@ def cpus_per_worker(plan: RunPlan) -> float:
     return plan.cpus_per_worker or 1.0
 
 
+def cpus_of(plan: RunPlan) -> int:
+    """Logical CPUs the plan's worker group holds."""
+    return math.ceil(plan.nodes * cpus_per_worker(plan))
+
+
 def start_ray(plan: RunPlan, reserve: int = 0) -> float:
     """Start (or join) Ray sized for the plan, or for `reserve` logical CPUs (a sweep's largest
     worker group); returns the seconds it took."""
@@ -70,7 +75,7 @@ def join_cluster(ray, plan: RunPlan, address: str) -> None:
 
 
 def start_embedded(ray, plan: RunPlan, reserve: int = 0) -> None:
-    needed = max(reserve, math.ceil(plan.nodes * cpus_per_worker(plan)))
+    needed = max(reserve, cpus_of(plan))
     if ray.is_initialized():
         if ray.cluster_resources().get("CPU", 0) >= needed:
             return
@@ -204,10 +209,15 @@ def fit(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, Any]) -> A
     except Exception as exc:  # noqa: BLE001 - Ray Train's failure, in one line
         raise run_error(exc) from exc
     if result.error is not None:
-        raise RunError(f"training failed: {last_line(result.error)}")
+        raise result_error(result)
     if not result.return_value:
         raise RunError("training returned no figures from rank 0")
     return result.return_value
+
+
+def result_error(result) -> "RunError":
+    """A finished trainer's Result that carries an error, as one line."""
+    return RunError(f"training failed: {last_line(result.error)}")
 
 
 def run_error(exc: BaseException) -> "RunError":

@@ -38,13 +38,12 @@ def main(argv: list[str]) -> None:
     from commbench.results.compression import CONVERGENCE, compression_rows
     from commbench.results.store import records_of
     from commbench.sinks.console import compression_table
-    from commbench.sweep import close_sweep
-    cells = [[*CONVERGENCE, *overrides, f"compression={s}"] for s in opts["schemes"]]
-    plans = [plan_from(cell) for cell in cells]  # every cell is valid before Ray starts
     from commbench.errors import fail
     from commbench.pool import POOL
-    from commbench.sweep import SWEEP
+    from commbench.sweep import SWEEP, close_sweep
 
+    cells = [[*CONVERGENCE, *overrides, f"compression={s}"] for s in opts["schemes"]]
+    plans = [plan_from(cell) for cell in cells]  # every cell is valid before Ray starts
     group = f"compare-{plans[0].model}-n{plans[0].nodes}"
     try:  # every scheme's cell runs on one worker group (same N)
         for k, cell in enumerate(cells, start=1):

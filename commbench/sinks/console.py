@@ -200,6 +200,11 @@ def compression_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def train_loop_s(record: dict[str, Any]) -> float:
+    """The slowest worker's train loop: the run less what Ray cost around it."""
+    return record["run_s"] - record["ray_overhead_s"]
+
+
 def group_start_s(record: dict[str, Any]) -> float:
     """The worker group's start: the cell's time on its group less the slowest worker's train loop."""
-    return record["fit_s"] - (record["run_s"] - record["ray_overhead_s"])
+    return record["fit_s"] - train_loop_s(record)
