@@ -184,10 +184,21 @@ def _compression(cfg_compression: Mapping[str, Any] | None) -> tuple[str, dict[s
         raise PlanError(str(exc)) from None
 
 
+# Ray clusters a run joins (cluster.address), named for how they were started: the record says so.
+JOINED_KINDS = ("ray", "compose", "slurm", "kuberay")
+
+
 def _cluster_kind(cluster: Mapping[str, Any]) -> str:
     kind = str(cluster.get("kind", "local"))
-    if kind not in ("local", "emulated"):  # anything else ran as local, recorded under this kind
-        raise PlanError(f"unknown cluster.kind {kind!r}; known: emulated, local")
+    address = cluster.get("address")
+    known = ("local", "emulated", *JOINED_KINDS)
+    if kind not in known:  # anything else would run as local, recorded under this kind
+        raise PlanError(f"unknown cluster.kind {kind!r}; known: {', '.join(sorted(known))}")
+    if kind == "local" and address:  # joined, not embedded: not this machine's cores
+        return "ray"
+    if kind in JOINED_KINDS and not address:
+        raise PlanError(f"cluster={kind} joins a running Ray cluster: set cluster.address=HOST:PORT "
+                        "(or auto: the cluster this machine is a node of)")
     if kind == "emulated":
         from commbench.cluster.emulated import ClusterError, preflight
 

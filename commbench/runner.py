@@ -106,10 +106,13 @@ def quiet_logs(ray) -> dict[str, Any]:
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not after Ray's long connect retries, when nothing listens at the address."""
+    """Fail in seconds, not after Ray's long connect retries, when nothing listens at the address.
+    `auto` (Ray's own word: RAY_ADDRESS, else the `ray start` on this machine) is Ray's to find."""
+    if address == "auto":
+        return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise PlanError(f"cluster.address must be HOST:PORT, got {address!r}")
+        raise PlanError(f"cluster.address must be HOST:PORT or auto, got {address!r}")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
