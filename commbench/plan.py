@@ -48,6 +48,11 @@ class RunPlan:
     loss_percent: float | None = None
 
     @property
+    def where(self) -> str:
+        """The cluster in words: its kind, and the address a joined one has."""
+        return " ".join(filter(None, (self.cluster_kind, self.cluster_address)))
+
+    @property
     def runs_file(self) -> Path:
         return Path(self.results_dir) / "runs.jsonl"
 

@@ -60,7 +60,10 @@ def test_models_table_names_every_model():
     (["steps=0"], "commbench: error: steps must be an integer >= 1, got 0"),
     (["batch_size=-1"], "commbench: error: batch_size must be an integer >= 1, got -1"),
     (["model=alexnet", "image_size=32"], "commbench: error: image_size=32 is too small for alexnet: its minimum is 63"),
-    (["cluster=slurm"], "commbench: error: unknown cluster 'slurm'; known: emulated, local"),
+    (["cluster=slurn"], "commbench: error: unknown cluster 'slurn' (did you mean 'slurm'?); known: compose, emulated, "
+                        "kuberay, local, ray, slurm"),
+    (["cluster=slurm"], "commbench: error: cluster=slurm joins a running Ray cluster: set cluster.address="),
+    (["check", "cluster=compose", "model=squeezenett"], "commbench: error: unknown model 'squeezenett'"),
     (["models", "format=xml"], "commbench: error: format must be one of table, json, got 'xml'"),
 ])
 def test_bad_input_one_line_nonzero_exit_before_ray(args, message, no_ray_env, tmp_path):
@@ -70,6 +73,18 @@ def test_bad_input_one_line_nonzero_exit_before_ray(args, message, no_ray_env, t
     assert out.returncode == 2, out.stderr
     assert len(lines) == 1 and lines[0].startswith(message), out.stderr
     assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_check_lists_a_sweeps_cells_without_ray(no_ray_env, tmp_path):
+    results = tmp_path / "not-yet"
+    out = commbench("check", "-m", "model=alexnet,squeezenet", "nodes=1,2", "cluster=slurm",
+                    "cluster.address=10.0.0.1:6379", f"results_dir={results}", env=no_ray_env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [l.split(":")[0] for l in lines[:4]] == [
+        f"{m} nodes={n} compression=none on slurm 10.0.0.1" for m in ("alexnet", "squeezenet") for n in (1, 2)]
+    assert lines[4] == f"4 cell(s) valid; results go to {results}"
+    assert not results.exists()  # a check writes nothing
 
 
 def test_unwritable_results_dir_is_one_line(no_ray_env, tmp_path):

@@ -30,7 +30,7 @@ DOCKERIGNORE = REPO / ".dockerignore"
 
 # The documented way to run the issue's job on the compose cluster (docker/README.md, step 3).
 DRIVER_CMD = ("docker compose -f docker/docker-compose.yml exec ray-head python -m commbench "
-              "model=squeezenet nodes=8 cluster.address=ray-head:6379 results_dir=/results")
+              "cluster=compose model=squeezenet nodes=8 results_dir=/results")
 UP_CMD = "docker compose -f docker/docker-compose.yml up -d --scale ray-worker=7"
 
 
@@ -91,7 +91,7 @@ def dockerfile_args() -> dict[str, str | None]:
 
 def readme_driver_commands() -> list[str]:
     return [l.strip() for l in DOCKER_README.read_text().splitlines()
-            if "python -m commbench " in l and "cluster.address=" in l]
+            if "python -m commbench " in l and "cluster=compose" in l]
 
 
 def overrides(cmd: str) -> list[str]:
@@ -162,6 +162,16 @@ def test_shm_results_volume_and_auth_mode_on_every_ray_service():
     assert modes == {"disabled"}, modes
     # Head and workers mount the same host directory (Ray Train's storage_path lives there).
     assert len({volume_targets(services[n])["/results"] for n in ("ray-head", "ray-worker")}) == 1
+
+
+def test_object_store_fits_the_shm():
+    """Ray sizes its object store from host RAM and falls back to /tmp when /dev/shm is smaller."""
+    units = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+    for name in ("ray-head", "ray-worker"):
+        s = compose()["services"][name]
+        shm = re.fullmatch(r"(\d+)([bkmg])b?", str(s["shm_size"]).lower())
+        [store] = [int(a.split("=")[1]) for a in command(s) if a.startswith("--object-store-memory=")]
+        assert 75 * 2**20 <= store < int(shm.group(1)) * units[shm.group(2)], (name, store, s["shm_size"])
 
 
 def test_dashboard_port_only_with_the_dashboard_installed():
@@ -273,8 +283,9 @@ def test_driver_command_parses_with_commbenchs_config():
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     job = yaml.safe_load(out.stdout)
-    assert "address: ray-head:6379" in out.stdout
-    assert job["cluster"]["address"] == "ray-head:6379"
+    assert job["cluster"]["kind"] == "compose" and job["cluster"]["address"] == "ray-head:6379"
+    service = next(n for n, s in compose()["services"].items() if s.get("hostname") == "ray-head")
+    assert "--port=6379" in command(compose()["services"][service]), "cluster=compose's address is the head's"
     assert job["model"]["name"] == "squeezenet" and job["nodes"] == 8
     assert job["results_dir"] == "/results"
 
@@ -381,7 +392,10 @@ def test_compose_cluster_runs_a_two_worker_job(tmp_path):
         [record] = [json.loads(l) for l in lines if l.strip()]
         assert record["status"] == "ok", record.get("error")
         assert record["model"] == "squeezenet" and record["nodes"] == 2
-        assert record["cluster_address"] == "ray-head:6379"
+        assert (record["cluster_kind"], record["cluster_address"]) == ("compose", "ray-head:6379")
+        # --object-store-memory fits the 2 GB shm: Ray keeps the store in /dev/shm, not /tmp
+        logs = _run([*dc, "logs", "ray-head", "ray-worker"], env, timeout=120).stdout
+        assert "instead of /dev/shm" not in logs, logs[-3000:]
         assert len(record["worker_hosts"]) == 2, record["worker_hosts"]  # head and worker: two containers
         assert record["grad_bytes_per_step"] == 4 * record["params"]
     except BaseException:

@@ -79,3 +79,23 @@ def test_config_hash_identifies_what_is_measured(tmp_path):
               ("nodes=4", "model=alexnet", "steps=5", "batch_size=4", "image_size=96", "seed=1",
                "ddp.bucket_cap_mb=1", "cluster.address=10.0.0.1:6379")}
     assert len(others) == 8 and base not in others
+
+
+@pytest.mark.parametrize("overrides, kind, address", [
+    ((), "local", None),
+    (("cluster.address=10.0.0.1:6379",), "ray", "10.0.0.1:6379"),  # joined, not embedded: named so
+    (("cluster=ray", "cluster.address=10.0.0.1:6379"), "ray", "10.0.0.1:6379"),
+    (("cluster=compose",), "compose", "ray-head:6379"),
+    (("cluster=slurm", "cluster.address=10.0.0.1:6379"), "slurm", "10.0.0.1:6379"),
+    (("cluster=kuberay",), "kuberay", "auto"),
+])
+def test_a_joined_cluster_is_named_for_how_it_was_started(tmp_path, overrides, kind, address):
+    p = plan(tmp_path, *overrides)
+    assert (p.cluster_kind, p.cluster_address) == (kind, address)
+    assert p.where == " ".join(filter(None, (kind, address)))
+
+
+@pytest.mark.parametrize("kind", ["ray", "slurm"])
+def test_a_joined_kind_without_an_address_is_one_line(tmp_path, kind):
+    with pytest.raises(PlanError, match=f"^cluster={kind} joins a running Ray cluster: set cluster.address="):
+        plan(tmp_path, f"cluster={kind}")

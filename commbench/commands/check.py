@@ -17,7 +17,6 @@ def main(argv: list[str]) -> None:
     _, overrides = COMMAND.parse(argv)
     plans = checked_cells(overrides)
     for plan in plans:
-        where = plan.cluster_kind + (f" {plan.cluster_address}" if plan.cluster_address else "")
-        print(f"{plan.model} nodes={plan.nodes} compression={plan.compression} on {where}: "
+        print(f"{plan.model} nodes={plan.nodes} compression={plan.compression} on {plan.where}: "
               f"config_hash {plan.config_hash()}")
     print(f"{len(plans)} cell(s) valid; results go to {plans[0].results_dir}" if plans else "nothing to run")

@@ -132,7 +132,7 @@ def run_cell(cfg: dict[str, Any], overrides: list[str] | None = None, cell: tupl
     except wandb_log.WandbConfigError as exc:
         fail(str(exc))
     warn_once(f"steps={plan.steps}: a p90 over fewer than 5 timed steps is not meaningful", plan.steps < 5)
-    announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.cluster_kind} ...", start=True)
+    announce(cell, f"{plan.model} nodes={plan.nodes} on {plan.where} ...", start=True)
     from commbench import pool
     from commbench.sinks.progress import Phases
 
