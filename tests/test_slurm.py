@@ -1,11 +1,13 @@
-"""launch/slurm/commbench.sbatch against a real SLURM: slurmctld, slurmd and munge on this machine
-(launch/slurm/one-machine.sh), one node, jobs submitted with sbatch as a user would.
+"""launch/slurm/commbench.sbatch against a real SLURM: slurmctld, slurmd and munge on this machine,
+two nodes in network namespaces with host names of their own (launch/slurm/one-machine.sh), jobs
+submitted with sbatch as a user would.
 
-What one machine covers: the script's whole path (allocation read, head IP by srun, `commbench check`
-before Ray, Ray head by srun, the join wait, commbench as the driver, records and W&B files in the
-results folder, Ray stopped at the end and on scancel, the exit status). What it cannot: Ray worker
-nodes started by srun on other nodes, and their join over a real network (the loop over hosts[1:]).
-Needs root and Debian's slurmctld, slurmd, slurm-client and munge (.ci/run installs them).
+What this covers: the script's whole path (the allocation read, the head's IP by srun, `commbench
+check` before Ray, a Ray head by srun on the first node and a Ray worker node by srun on the second, the
+join over the bridge, commbench as the driver, records and W&B files in the results folder, Ray stopped
+at the end and on scancel, the exit status). What it cannot: nodes that are other machines (their own
+file systems and /tmp, a results folder on network storage, a real network between them) and GPUs.
+Needs root, iproute2 and Debian's slurmctld, slurmd, slurm-client and munge (.ci/run installs them).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def slurm(tmp_path_factory):
             pytest.fail("CI has no root or no slurmctld; .ci/run installs slurmctld slurmd slurm-client munge")
         pytest.skip("needs root and slurmctld, slurmd, slurm-client, munge")
     conf_dir = tmp_path_factory.mktemp("slurm")
-    start = subprocess.run([str(ONE_MACHINE), "start", str(conf_dir)], capture_output=True, text=True, timeout=120)
+    start = subprocess.run([str(ONE_MACHINE), "start", str(conf_dir), "2"], capture_output=True, text=True, timeout=120)
     assert start.returncode == 0, start.stderr
     env = {**no_slurm_env(), "SLURM_CONF": str(conf_dir / "slurm.conf"), "RAY_PORT": str(free_port())}
     try:
@@ -64,10 +66,10 @@ def slurm(tmp_path_factory):
         subprocess.run([str(ONE_MACHINE), "stop", str(conf_dir)], timeout=60)
 
 
-def sbatch(env: dict, folder: Path, *args: str, wait: bool = True) -> subprocess.CompletedProcess:
+def sbatch(env: dict, folder: Path, *args: str, nodes: int = 2, wait: bool = True) -> subprocess.CompletedProcess:
     """Submit from `folder` (the job's working directory and its results), as a user would."""
     flags = ["--wait"] if wait else ["--parsable"]
-    return subprocess.run(["sbatch", *flags, "--nodes=1", f"--output={folder}/slurm-%j.out", str(SBATCH), *args],
+    return subprocess.run(["sbatch", *flags, f"--nodes={nodes}", f"--output={folder}/slurm-%j.out", str(SBATCH), *args],
                           cwd=folder, env={**env, "COMMBENCH_RESULTS": str(folder / "results")},
                           capture_output=True, text=True, timeout=600)
 
@@ -82,18 +84,20 @@ def ray_left(port: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-@pytest.mark.slow  # ~70 s: Ray on one node, two worker groups
-def test_sbatch_runs_a_sweep_and_stops_ray(slurm, tmp_path):
-    out = sbatch(slurm, tmp_path, "-m", "model=squeezenet", "nodes=1,2", "cluster.workers_per_node=2", *SMALL)
+@pytest.mark.slow  # ~90 s: Ray on two nodes, two worker groups
+def test_sbatch_runs_a_sweep_on_two_nodes_and_stops_ray(slurm, tmp_path):
+    out = sbatch(slurm, tmp_path, "-m", "model=squeezenet", "nodes=1,2", *SMALL)
     log = job_output(tmp_path)
     assert out.returncode == 0, log[-3000:]
+    assert "commbench.sbatch: Ray head on n0 (10.232.0.1:" in log and "commbench.sbatch: 2 Ray node(s) joined" in log
     records = read_records(tmp_path / "results" / "runs.jsonl").records
     assert sorted(r["nodes"] for r in records) == [1, 2]
-    address = f"127.0.0.1:{slurm['RAY_PORT']}"  # the node's address as `hostname --ip-address` gives it here
+    address = f"10.232.0.1:{slurm['RAY_PORT']}"  # n0's address, as `hostname --ip-address` gives it there
     for r in records:
         assert (r["status"], r["cluster_kind"], r["cluster_address"]) == ("ok", "slurm", address)
         assert r["grad_bytes_per_step"] == 4 * SQUEEZENET_PARAMS
-    assert "commbench.sbatch: 1 Ray node(s) joined" in log
+    [two] = [r for r in records if r["nodes"] == 2]
+    assert sorted(two["worker_hosts"]) == ["n0", "n1"]  # one worker per node: the srun-started worker node served
     logged = [run for run in wandb_runs(tmp_path / "results") if run["config"].get("cluster_kind") == "slurm"]
     assert sorted(run["config"]["nodes"] for run in logged) == [1, 2]
     assert ray_left(slurm["RAY_PORT"]) == []
@@ -104,11 +108,11 @@ def test_bad_input_is_one_line_before_ray(slurm, tmp_path):
     too_many = sbatch(slurm, tmp_path, "nodes=3")
     assert too_many.returncode == 2
     assert job_output(tmp_path).splitlines() == [
-        "commbench.sbatch: nodes=3 is more than this allocation holds: 1 node(s) x 1 worker(s) per node = 1; "
+        "commbench.sbatch: nodes=3 is more than this allocation holds: 2 node(s) x 1 worker(s) per node = 2; "
         "sbatch --nodes=3, or fewer nodes="]
     for f in tmp_path.glob("slurm-*.out"):
         f.unlink()
-    typo = sbatch(slurm, tmp_path, "model=squeezenett")
+    typo = sbatch(slurm, tmp_path, "model=squeezenett", nodes=1)
     assert typo.returncode == 2
     [line] = job_output(tmp_path).splitlines()
     assert line.startswith("commbench: error: unknown model 'squeezenett' (did you mean 'squeezenet'?)")
@@ -117,8 +121,7 @@ def test_bad_input_is_one_line_before_ray(slurm, tmp_path):
 
 @pytest.mark.slow  # ~50 s
 def test_scancel_stops_the_run_and_ray(slurm, tmp_path):
-    job = sbatch(slurm, tmp_path, "model=squeezenet", "nodes=2", "cluster.workers_per_node=2", "steps=1000",
-                 "warmup=1", "logging=none", wait=False).stdout.strip()
+    job = sbatch(slurm, tmp_path, "model=squeezenet", "steps=1000", "warmup=1", "logging=none", wait=False).stdout.strip()
     deadline = time.monotonic() + 240
     while "timed steps" not in job_output(tmp_path):
         assert time.monotonic() < deadline, job_output(tmp_path)[-3000:]
