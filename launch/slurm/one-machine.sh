@@ -10,7 +10,7 @@
 #
 # Every node offers this machine's CPUs and memory (slurmd -C): they share them. Process tracking
 # without cgroups (proctrack/linuxproc) works in containers, and `scancel` still signals a job's tree.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap of `start` holds inside its functions too
 
 usage() { echo "usage: $0 start DIR [NODES] | stop DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
@@ -91,6 +91,7 @@ wait_idle() {  # the nodes register with slurmctld a moment after their slurmd s
     sleep 1
   done
   echo "$0: the $nodes node(s) did not come up idle within 60 s; see $dir/*.log" >&2
+  stop_all
   exit 1
 }
 
@@ -102,6 +103,22 @@ stop_daemon() {
   rm -f "$1"
 }
 
+stop_all() {  # whatever of the cluster is there; also what a failed start left
+  trap - ERR
+  set +e
+  for ((i = 0; i < nodes; i++)); do stop_daemon "$dir/slurmd-n$i.pid"; done
+  stop_daemon "$dir/slurmctld.pid"
+  for ((i = 0; i < nodes; i++)); do
+    ip netns pids "$prefix$i" 2>/dev/null | xargs -r kill -9 2>/dev/null  # a job's processes that outlived it
+    ip netns del "$prefix$i" 2>/dev/null
+  done
+  if ip link show "$bridge" >/dev/null 2>&1; then
+    ip link del "$bridge"
+    command -v iptables >/dev/null && iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null
+  fi
+  return 0
+}
+
 case $action in
   start)
     [ "$(id -u)" = 0 ] || { echo "$0: needs root (namespaces; slurmd runs jobs as their users)" >&2; exit 2; }
@@ -109,6 +126,7 @@ case $action in
     [[ $nodes =~ ^[1-9][0-9]?$ ]] || { echo "$0: NODES must be 1 to 99, got $nodes" >&2; exit 2; }
     ! ip link show "$bridge" >/dev/null 2>&1 || { echo "$0: a one-machine SLURM runs already (stop it first)" >&2; exit 2; }
     echo "$nodes" > "$dir/nodes"
+    trap 'stop_all; exit 1' ERR  # a start that fails halfway leaves nothing running
     start_munge
     build_network
     write_conf
@@ -119,16 +137,7 @@ case $action in
     ;;
   stop)
     nodes=$(cat "$dir/nodes" 2>/dev/null || echo 0)
-    for ((i = 0; i < nodes; i++)); do stop_daemon "$dir/slurmd-n$i.pid"; done
-    stop_daemon "$dir/slurmctld.pid"
-    for ((i = 0; i < nodes; i++)); do
-      ip netns pids "$prefix$i" 2>/dev/null | xargs -r kill -9  # a job's processes that outlived it
-      ip netns del "$prefix$i" 2>/dev/null || true
-    done
-    if ip link show "$bridge" >/dev/null 2>&1; then
-      ip link del "$bridge"
-      if command -v iptables >/dev/null; then iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null || true; fi
-    fi
+    stop_all
     ;;
   *) usage ;;
 esac
