@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,20 +65,18 @@ def wait_for(predicate, timeout_s: float, what: str):
 
 
 def wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
-    """Read the run's stdout up to a line holding `text` (the rest stays for communicate())."""
-    import selectors
-
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if sel.select(timeout=0.5):
-                line = proc.stdout.readline()
-                if text in line:
-                    return line
-                if not line:
-                    break
-    raise AssertionError(f"timed out waiting for {text!r} on stdout")
+    """Read the run's stdout up to a line holding `text` (the rest stays for communicate()). Plain
+    readline, no select(): lines already in the pipe's Python buffer are invisible to select(), and a
+    phase line that came with the one before it would be seen only at the next phase, too late."""
+    timer = threading.Timer(timeout_s, proc.kill)  # a run that says nothing more is ended, not waited on
+    timer.start()
+    try:
+        for line in iter(proc.stdout.readline, ""):
+            if text in line:
+                return line
+    finally:
+        timer.cancel()
+    raise AssertionError(f"no {text!r} on stdout within {timeout_s:.0f} s (or the run ended first)")
 
 
 def train_workers(proc: subprocess.Popen) -> list[int]:
