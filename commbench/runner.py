@@ -133,7 +133,8 @@ def join_address(plan: RunPlan) -> str | None:
 
 
 def wait_for_nodes(ray, count: int, timeout_s: float = 90) -> int:
-    """The emulated cluster's worker nodes join the head a few seconds after it starts; how many did."""
+    """Worker nodes join a head a few seconds after it starts (the emulated cluster's, a SLURM
+    allocation's: launch/slurm/); how many did within the timeout."""
     deadline = time.time() + timeout_s
     while (alive := sum(n["Alive"] for n in ray.nodes())) < count and time.time() < deadline:
         time.sleep(0.5)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from commbench.results.store import read_records
+from tests.ddp_harness import free_port
 from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,12 +41,6 @@ def test_outside_an_allocation_is_one_line():
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.splitlines() == ["commbench.sbatch: not inside a SLURM allocation: submit it, "
                                        "sbatch --nodes=N launch/slurm/commbench.sbatch model=... nodes=..."]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
