@@ -200,7 +200,7 @@ def test_sizes_agree(path, doc):
 
 @pytest.mark.parametrize("path, doc", RAY_MANIFESTS)
 def test_commands_plan_a_kuberay_run(path, doc, tmp_path):
-    from commbench.overrides import checked_cells, plan_from
+    from commbench.overrides import checked_cells
 
     sweeps = 0
     for cmd in commands(path, doc):
@@ -208,7 +208,7 @@ def test_commands_plan_a_kuberay_run(path, doc, tmp_path):
         assert f"results_dir={RESULTS}" in args and "cluster=kuberay" in args, cmd
         # /results exists only in the pods: here precheck would test that / is writable (root only).
         args = [f"results_dir={tmp_path}" if a.startswith("results_dir=") else a for a in args]
-        plans = checked_cells(args) if "-m" in args else [plan_from(args)]
+        plans = checked_cells(args)  # a run's one cell, or a sweep's
         sweeps += "-m" in args
         assert sorted({p.nodes for p in plans}) == sorted(set(nodes_of(cmd))), cmd
         for plan in plans:
