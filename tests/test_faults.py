@@ -132,7 +132,7 @@ def test_killed_worker_restarts_the_run_with_max_restarts(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_interrupted_sweep_stops_cleanly_and_resumes(sig, tmp_path):
+def test_interrupted_sweep_stops_cleanly_keeping_finished_cells(sig, tmp_path):
     sweep = ["-m", *RUN, "nodes=1,2", "steps=300", f"results_dir={tmp_path}"]
     proc = start(*sweep)
     runs = tmp_path / "runs.jsonl"
