@@ -172,7 +172,10 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
             name=name or f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(Path(plan.results_dir) / "ray"),
             # A failed worker group restarts (from step 0: timings never mix attempts) up to this often.
-            failure_config=FailureConfig(max_failures=plan.max_restarts),
+            # So does one that fails to start: Ray retries those without limit by default, and a node
+            # lost while the workers start (a cut link) would have the run wait for it forever.
+            failure_config=FailureConfig(max_failures=plan.max_restarts,
+                                         controller_failure_limit=plan.max_restarts),
             logging_config=LoggingConfig(log_level="WARNING"),  # the controller's INFO chatter
         ),
     )

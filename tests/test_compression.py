@@ -143,6 +143,7 @@ def test_powersgd_needs_warmup_past_its_start(tmp_path):
     assert plan.identity()["compression_params"] == plan.compression_params  # in the hash
 
 
+@pytest.mark.slow  # the default suite keeps to 15 min on 2 cores
 def test_compare_compression_on_ray(tmp_path):
     """`commbench compare-compression`: a recorded run per scheme, the side-by-side table, the report's
     compression chart and the W&B summary's compression table."""

@@ -255,30 +255,60 @@ def test_ctrl_c_tears_the_cluster_down(tmp_path):
     assert subprocess.run(["ip", "link", "show", f"cb{proc.pid}br"], capture_output=True).returncode != 0
 
 
-@root
-@pytest.mark.slow
-def test_partitioned_node_fails_the_run_with_a_timeout_and_tears_down(tmp_path):
-    """One node's link cut mid-run (its veth down: a partition; loss would need netem, which this
-    kernel lacks): the run fails within the collective timeout plus Ray's detection, says so in one
-    line, records the failure, and the cluster is torn down."""
-    proc = subprocess.Popen([sys.executable, "-m", "commbench", "model=squeezenet1_1", "nodes=2", "cluster=emulated",
-                             "steps=2000", "batch_size=4", "image_size=32", "collective_timeout_s=15",
-                             f"results_dir={tmp_path}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    mine = re.compile(rf"cb{proc.pid}n\d+$")
-    deadline = time.time() + 180
-    while time.time() < deadline and not (tmp_path / "ray").exists():  # the trainer has started
-        time.sleep(0.5)
-    time.sleep(15)  # into the timed steps
+def cut_link_at(phase: str, tmp_path: Path) -> tuple[subprocess.Popen, str, str, float]:
+    """Run squeezenet1_1 on two emulated nodes and take node 1's veth down (a partition; loss would
+    need netem, which this kernel lacks) once the driver prints `phase`; the exit status, stdout,
+    stderr and the seconds from the cut to the exit. Cut at a phase seen, not after a sleep: on a
+    slow host the workers may still be starting when a fixed delay ends."""
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as o, err.open("w") as e:  # files: a pipe nobody reads while waiting fills up
+        proc = subprocess.Popen([sys.executable, "-m", "commbench", "model=squeezenet1_1", "nodes=2",
+                                 "cluster=emulated", "steps=100000", "batch_size=4", "image_size=32",
+                                 "collective_timeout_s=15", f"results_dir={tmp_path / 'results'}"],
+                                cwd=REPO, stdout=o, stderr=e, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and phase not in out.read_text() and proc.poll() is None:
+        time.sleep(0.2)
+    assert phase in out.read_text(), (out.read_text()[-2000:], err.read_text()[-2000:])
     cut = time.monotonic()
     subprocess.run(["ip", "link", "set", f"cb{proc.pid}v1", "down"], check=True)
-    out, err = proc.communicate(timeout=240)
-    detected = time.monotonic() - cut
+    try:
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    return proc, out.read_text(), err.read_text(), time.monotonic() - cut
+
+
+def assert_failed_and_torn_down(proc: subprocess.Popen, out: str, err: str, tmp_path: Path) -> str:
+    """Exit status 2, one error line, the failure recorded, no namespace left; the error line."""
     assert proc.returncode == 2, (out[-2000:], err[-3000:])
     [line] = [l for l in err.splitlines() if l.startswith("commbench: error:")]
     assert line.startswith("commbench: error: squeezenet1_1 nodes=2: training failed: "), line
-    assert detected < 15 + 90, detected
-    [record] = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1]),
+    [record] = json.loads((tmp_path / "results" / "runs.jsonl").read_text().splitlines()[-1]),
     assert record["status"] == "failed" and record["error"] in line
-    assert not any(mine.match(n) for n in namespaces())
+    assert not any(re.match(rf"cb{proc.pid}n\d+$", n) for n in namespaces())
+    return line
+
+
+@root
+@pytest.mark.slow
+def test_partitioned_node_fails_the_run_with_a_timeout_and_tears_down(tmp_path):
+    """A node cut off mid-run: the run fails within the collective timeout plus Ray's detection."""
+    proc, out, err, detected = cut_link_at("timed steps", tmp_path)
+    line = assert_failed_and_torn_down(proc, out, err, tmp_path)
+    assert detected < 15 + 90, detected
     print(f"partition detected after {detected:.1f} s: {line}")
+
+
+@root
+@pytest.mark.slow
+def test_node_lost_while_the_workers_start_fails_the_run_instead_of_waiting(tmp_path):
+    """A node cut off before the worker group is up: Ray retries a worker group that failed to start
+    without limit by default, so this run waited for the lost node forever (CI, once). Now it
+    fails like any lost worker: after Ray's 60 s wait for the group's resources at most."""
+    proc, out, err, detected = cut_link_at("starting 2 worker processes", tmp_path)
+    line = assert_failed_and_torn_down(proc, out, err, tmp_path)
+    assert detected < 60 + 90, detected
+    print(f"node lost while starting: failed after {detected:.1f} s: {line}")

@@ -120,6 +120,7 @@ def test_killed_worker_fails_the_run_naming_the_rank(tmp_path):
     # That resume reruns a failed cell: test_a_failed_cell_is_recorded_and_the_sweep_goes_on.
 
 
+@pytest.mark.slow  # the default suite keeps to 15 min on 2 cores
 def test_killed_worker_restarts_the_run_with_max_restarts(tmp_path):
     proc = start(*RUN, "nodes=2", "steps=300", "failure.max_restarts=1", f"results_dir={tmp_path}")
     kill_a_worker_mid_run(proc)
@@ -131,7 +132,8 @@ def test_killed_worker_restarts_the_run_with_max_restarts(tmp_path):
     assert len(record["per_step"]["step_time_s"]) == 300
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+# SIGTERM (scancel, docker stop, kill) in the default suite; Ctrl-C, the same path, with the slow tests.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_interrupted_sweep_stops_cleanly_keeping_finished_cells(sig, tmp_path):
     sweep = ["-m", *RUN, "nodes=1,2", "steps=300", f"results_dir={tmp_path}"]
     proc = start(*sweep)

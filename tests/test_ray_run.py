@@ -147,6 +147,7 @@ def existing_cluster():
         head.wait(timeout=60)
 
 
+@pytest.mark.slow  # the default suite keeps to 15 min on 2 cores
 def test_existing_cluster_address_capacity_and_run(existing_cluster, tmp_path):
     address, env = existing_cluster
     too_many = commbench("nodes=3", f"cluster.address={address}", f"results_dir={tmp_path}", env=env)

@@ -243,6 +243,7 @@ def commbench(*args: str, env: dict, timeout: float = 400):
 SMALL = ["model=squeezenet1_1", "nodes=2", "steps=3", "warmup=1", "batch_size=4", "image_size=32"]
 
 
+@pytest.mark.slow  # the default suite keeps to 15 min on 2 cores
 def test_unreachable_wandb_warns_once_and_the_run_completes(tmp_path):
     url = f"http://127.0.0.1:{closed_port()}"
     out = commbench(*SMALL, "logging.wandb.mode=online", f"results_dir={tmp_path}",
