@@ -254,6 +254,10 @@ def failure_reason(exc: BaseException) -> str:
         cause = getattr(exc, "controller_failure", None)
         if cause is not None and died(cause):
             return "a worker process died (killed, crashed or out of memory; Ray's controller named no rank)"
+        if type(cause).__name__ == "WorkerGroupStartupTimeoutError":  # Ray's text goes on about autoscaling
+            waited = str(cause).split(". ")[0]  # "The worker group startup timed out after 60.0 seconds ..."
+            return (f"{waited}: their resources never came free (a node lost, or the cluster busy); "
+                    f"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S sets the wait")
         return last_line(exc)
     reasons = []
     for rank, err in sorted(failures.items()):

@@ -101,6 +101,24 @@ def kill_a_worker_mid_run(proc: subprocess.Popen) -> float:
     return time.monotonic()
 
 
+def test_a_worker_group_that_never_got_its_resources_is_one_plain_line(monkeypatch):
+    """Ray's own error, as its controller hands it to the driver (pickled): the wait and what to set,
+    not Ray's advice to ignore it while an autoscaler works (a lost node: tests/test_emulated.py)."""
+    import pickle
+
+    from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
+    from ray.train.v2.api.exceptions import ControllerError
+
+    from commbench.runner import run_error
+
+    monkeypatch.delenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", raising=False)
+    failure = pickle.loads(pickle.dumps(ControllerError(WorkerGroupStartupTimeoutError(num_workers=2))))
+    assert str(run_error(failure)) == (
+        "training failed: The worker group startup timed out after 60.0 seconds waiting for 2 workers: "
+        "their resources never came free (a node lost, or the cluster busy); "
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S sets the wait")
+
+
 def test_killed_worker_fails_the_run_naming_the_rank(tmp_path):
     proc = start(*RUN, "nodes=2", "steps=300", f"results_dir={tmp_path}")
     killed = kill_a_worker_mid_run(proc)

@@ -30,7 +30,7 @@ RUN_OPTIONS = {
     "results_dir": "where runs.jsonl, busbw.jsonl, replay.jsonl and the report go",
     "resume": "skip a run whose config_hash already has a successful record",
     "collective_timeout_s": "process-group timeout: a dead peer fails the run, never hangs it",
-    "failure.max_restarts": "Ray Train restarts of a run whose worker died (from step 0)",
+    "failure.max_restarts": "Ray Train restarts of a run whose worker died (from step 0) or whose workers failed to start",
     "optimizer.lr": "SGD learning rate on each worker's fixed synthetic batch",
     "optimizer.momentum": "SGD momentum",
     "ddp.bucket_cap_mb": "DDP's gradient bucket size (MB)",
