@@ -23,6 +23,7 @@ from commbench.framing import ETH, FRAME_EXTRA, IP_TCP, header_overhead, link_ov
 from commbench.sinks.console import busbw_table
 from commbench.sinks.link import link_rows
 from tests.ddp_harness import spawn, worker_config
+from tests.test_faults import start, wait_for_line
 from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,23 +258,16 @@ def test_ctrl_c_tears_the_cluster_down(tmp_path):
 
 def cut_link_at(phase: str, tmp_path: Path) -> tuple[subprocess.Popen, str, str, float]:
     """Run squeezenet1_1 on two emulated nodes and take node 1's veth down (a partition; loss would
-    need netem, which this kernel lacks) once the driver prints `phase`; the exit status, stdout,
-    stderr and the seconds from the cut to the exit. Cut at a phase seen, not after a sleep: on a
-    slow host the workers may still be starting when a fixed delay ends."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with out.open("w") as o, err.open("w") as e:  # files: a pipe nobody reads while waiting fills up
-        proc = subprocess.Popen([sys.executable, "-m", "commbench", "model=squeezenet1_1", "nodes=2",
-                                 "cluster=emulated", "steps=100000", "batch_size=4", "image_size=32",
-                                 "collective_timeout_s=15", f"results_dir={tmp_path / 'results'}"],
-                                cwd=REPO, stdout=o, stderr=e, text=True)
+    need netem, which this kernel lacks) once the driver prints `phase`; the exit status, the output
+    after that line, and the seconds from the cut to the exit. Cut at a phase seen, not after a
+    sleep: on a slow host the workers may still be starting when a fixed delay ends."""
+    proc = start("model=squeezenet1_1", "nodes=2", "cluster=emulated", "steps=100000", "batch_size=4",
+                 "image_size=32", "collective_timeout_s=15", f"results_dir={tmp_path / 'results'}")
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and phase not in out.read_text() and proc.poll() is None:
-            time.sleep(0.2)
-        assert phase in out.read_text(), (out.read_text()[-2000:], err.read_text()[-2000:])
+        wait_for_line(proc, phase, 300)
         cut = time.monotonic()
         subprocess.run(["ip", "link", "set", f"cb{proc.pid}v1", "down"], check=True)
-        proc.wait(timeout=240)
+        out, err = proc.communicate(timeout=240)
     finally:  # a test that failed leaves no 100000-step run holding the cores
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -281,7 +275,7 @@ def cut_link_at(phase: str, tmp_path: Path) -> tuple[subprocess.Popen, str, str,
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return proc, out.read_text(), err.read_text(), time.monotonic() - cut
+    return proc, out, err, time.monotonic() - cut
 
 
 def assert_failed_and_torn_down(proc: subprocess.Popen, out: str, err: str, tmp_path: Path) -> str:
