@@ -7,6 +7,8 @@
   ratio is the median of the per-round ratios.
 - Start to record: `python -m commbench model=... nodes=... steps=...` in a subprocess, from its start to
   its record in runs.jsonl, and where that time went.
+- Answer time: `predict` and `validate published` in a subprocess once their inputs are cached (a first
+  call fills the cache), from start to exit.
 """
 
 from __future__ import annotations
@@ -117,3 +119,21 @@ def startup_breakdown(record: dict[str, Any], start_to_record: float) -> dict[st
     return {"driver_s": start_to_record - record["run_s"], "ray_init_s": record["ray_init_s"],
             "workers_start_s": group_start_s(record), "model_setup_s": record["worker_setup_s"],
             "steps_s": steps, "steps": record["steps"] + record["warmup"], "step_time_s": record["step_time_s"]}
+
+
+def answer_time(args: list[str], runs: int) -> dict[str, Any]:
+    """Start to exit of `python -m commbench ARGS`, `runs` times after one untimed call that fills the
+    caches (bucket layouts), with an empty results folder."""
+    from commbench.stats import percentile
+
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(runs + 1):
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "commbench", *args, f"results_dir={tmp}"],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"the timed command failed: {out.stderr.strip().splitlines()[-1:]}")
+            if k:
+                times.append(time.perf_counter() - t0)
+    return {"command": "python -m commbench " + " ".join(args), "median_s": percentile(times, 50), "times_s": times}

@@ -98,14 +98,22 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def positive_float(text: str) -> float:
+def _finite(text: str, zero_ok: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value < float("inf"):
-        raise ValueError(f"must be a number > 0, got {text!r}")
+    if not (0 <= value if zero_ok else 0 < value) or value == float("inf"):
+        raise ValueError(f"must be a number {'>=' if zero_ok else '>'} 0, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _finite(text, zero_ok=False)
+
+
+def non_negative_float(text: str) -> float:
+    return _finite(text, zero_ok=True)
 
 
 def boolean(text: str) -> bool:

@@ -4,6 +4,7 @@ the last collective have both ended. Pure functions (stdlib): no torch, no Ray, 
 
     step    = forward + backward + codec + exposed + optimizer
     exposed = max(0, last collective's end - (backward + codec))     (times from backward start)
+    predicted step = step + ddp + interference + straggler            (overheads.py, when given)
 
 A collective's cost splits into a latency part (cost(0): its alphas, which concurrent collectives
 pay side by side) and a bandwidth part (cost(n) - cost(0)), which the collectives running at once
@@ -18,7 +19,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-from commbench.netmodel import ALGORITHMS, Cluster, allreduce_time, efficiency
+from commbench.netmodel import ALGORITHMS, Cluster, allreduce_time
+from commbench.overheads import Overheads, costs
 
 CHANNELS = {"gloo": 2, "nccl": 1}
 
@@ -74,6 +76,17 @@ class Trace:
         """No profile known: every bucket ready when compute ends (nothing overlaps)."""
         return cls(0.0, compute_s, 0.0, 0.0, tuple(buckets), tuple(compute_s for _ in buckets))
 
+    @classmethod
+    def profile(cls, buckets: Sequence[int], compute_s: float) -> "Trace":
+        """A step known only by its length: backward twice forward (it computes two products per
+        forward one: the gradients of the inputs and of the weights), and each bucket ready once
+        backward has run its share of the gradient bytes, in bucket order."""
+        backward, total, done, ready = compute_s * 2 / 3, sum(buckets), 0, []
+        for size in buckets:
+            done += size
+            ready.append(backward * done / total if total else backward)
+        return cls(compute_s / 3, backward, 0.0, 0.0, tuple(buckets), tuple(ready))
+
 
 def collective_ends(ready: Sequence[float], latency: Sequence[float], work: Sequence[float],
                     channels: int = 1) -> list[float]:
@@ -123,13 +136,20 @@ def simulate(trace: Trace, cost: Callable[[int], float], channels: int = 1) -> d
             "no_overlap_step_s": trace.compute_s + total}
 
 
-def predict(trace: Trace, nodes: int, cluster: Cluster, channels: int = 1) -> dict[str, dict[str, float]]:
-    """Per all-reduce algorithm: the simulated step, its exposed comm and efficiency (compute / step,
-    weak scaling), and the no-overlap bound with its efficiency."""
+def predict(trace: Trace, nodes: int, cluster: Cluster, channels: int = 1, overheads: Overheads = Overheads(),
+            tensors: int = 0) -> dict[str, dict[str, float]]:
+    """Per all-reduce algorithm: the simulated step plus what real clusters add (overheads.py, `tensors`
+    gradient tensors), its exposed comm and efficiency (compute / step, weak scaling), and the
+    no-overlap bound (every collective after compute; DDP and stragglers added, no interference)."""
+    first = min(trace.ready_s, default=trace.backward_s)
+    extra = costs(trace.compute_s, trace.backward_s, first, tensors, nodes, overheads)
+    beside = extra["ddp_s"] + extra["straggler_s"]
     out = {}
     for algorithm in ALGORITHMS:
         sim = simulate(trace, lambda n, a=algorithm: allreduce_time(a, n, nodes, cluster), channels)
+        step, bound = sim["step_s"] + beside + extra["interference_s"], sim["no_overlap_step_s"] + beside
         known = trace.compute_s > 0
-        out[algorithm] = {**sim, "efficiency": efficiency(trace.compute_s, sim["exposed_comm_s"]) if known else None,
-                          "no_overlap_efficiency": efficiency(trace.compute_s, sim["comm_s"]) if known else None}
+        out[algorithm] = {**sim, **extra, "step_s": step, "no_overlap_step_s": bound,
+                          "efficiency": trace.compute_s / step if known else None,
+                          "no_overlap_efficiency": trace.compute_s / bound if known else None}
     return out

@@ -156,11 +156,11 @@ def test_models_listing_is_cached_and_a_second_listing_imports_no_torch(tmp_path
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == json.loads(first.stdout)
     # The key covers what the listing depends on: another torch is another cache file.
-    from commbench.commands import models
+    from commbench import cache
 
-    key = models.cache_key()
-    monkeypatch.setattr(models.metadata, "version", lambda package: "0.0-other")
-    assert models.cache_key() != key
+    key = cache.cache_key()
+    monkeypatch.setattr(cache.metadata, "version", lambda package: "0.0-other")
+    assert cache.cache_key() != key
 
 
 def test_meta_device_counts_equal_real_models():

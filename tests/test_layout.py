@@ -91,9 +91,9 @@ LAYERS = [
     ("commbench.sinks",),
     ("commbench.results",),
     ("commbench.timeline",),
-    ("commbench.netmodel",),
+    ("commbench.netmodel", "commbench.overheads"),
     ("commbench.config", "commbench.options", "commbench.units", "commbench.errors", "commbench.host",
-     "commbench.stats", "commbench.split", "commbench.framing"),
+     "commbench.stats", "commbench.split", "commbench.framing", "commbench.cache"),
 ]
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from commbench import results
+from commbench.commands.predict import COMMAND as PREDICT
 from commbench.commands.predict import model_inputs
 from commbench.commands.replay import bucket_run, job_for, projection
 from commbench.overrides import plan_from
@@ -21,7 +22,7 @@ from tests.test_scaling import run
 BUCKETS = [{"index": 0, "dtype": "float32", "numel": 100, "payload_bytes": 400, "params": 2}]
 TOPK_BUCKETS = [{"index": 0, "dtype": "float32", "numel": 100, "payload_bytes": 8, "params": 2}]
 REPLAY_OPTS = {"mode": "back_to_back", "trace": None, "compute.scale": 1.0, "compute.step_s": None}
-PREDICT_OPTS = {"compression": "none", "compute_s": None, "compute.scale": 1.0, "batch_size": None}
+PREDICT_OPTS = {o.name: o.default for o in PREDICT.options}  # predict's defaults: nccl, no compute_s
 
 
 def fill(folder, runs=(), busbw=(), replays=()):

@@ -77,15 +77,34 @@ def test_scaling_and_layers_commands(tmp_path):
 
 def test_predict_matches_hand_computed_ring(tmp_path):
     out = commbench_json("predict", "model=squeezenet", "nodes=8", "network.bandwidth=1gbit",
-                         "network.latency=10us", "compute_s=0.05", f"results_dir={tmp_path}")
+                         "network.latency=10us", "compute_s=0.05", f"results_dir={tmp_path}",
+                         "overhead.ddp_per_tensor_s=0", "overhead.interference=0", "overhead.jitter=0")
     n = 4 * 1_248_424  # one 5 MB bucket
     ring = 2 * 7 * 10e-6 + 2 * 7 / 8 * n * 8 / 1e9
     assert out["buckets"] == [n] and out["trace_source"].startswith("DDP layout")
     assert out["at_nodes"]["ring"]["comm_s"] == pytest.approx(ring)
     assert out["at_nodes"]["ring"]["efficiency"] == pytest.approx(0.05 / (0.05 + ring))
     assert out["at_nodes"]["ps"]["comm_s"] == pytest.approx(2 * 8 * (10e-6 + n * 8 / 1e9))
-    # no trace: the one bucket is ready when compute ends, nothing overlaps
+    # no trace: the default profile; its one bucket is ready when backward ends, nothing overlaps
     assert out["at_nodes"]["ring"]["step_s"] == pytest.approx(0.05 + ring) == out["at_nodes"]["ring"]["no_overlap_step_s"]
+    assert set(out["overheads"]["source"].values()) == {"given"}
+
+
+def test_predict_prices_the_nccl_defaults_and_says_so(tmp_path):
+    """The same prediction with the backend's defaults: DDP per gradient tensor (squeezenet: 52), the
+    interference over backward from its one bucket's ready time (the end: none), the stragglers."""
+    from commbench.overheads import NCCL, expected_max
+
+    out = commbench_json("predict", "model=squeezenet", "nodes=8", "network.bandwidth=1gbit",
+                         "network.latency=10us", "compute_s=0.05", f"results_dir={tmp_path}")
+    ring = out["at_nodes"]["ring"]
+    assert out["overheads"]["tensors"] == 52 and out["overheads"]["source"]["jitter"] == "nccl default"
+    assert ring["ddp_s"] == pytest.approx(52 * NCCL.ddp_per_tensor_s)
+    assert ring["interference_s"] == 0.0
+    assert ring["straggler_s"] == pytest.approx(NCCL.jitter * 0.05 * expected_max(8))
+    plain = 0.05 + ring["comm_s"]
+    assert ring["step_s"] == pytest.approx(plain + ring["ddp_s"] + ring["straggler_s"])
+    assert ring["efficiency"] == pytest.approx(0.05 / ring["step_s"])
     assert [row["nodes"] for row in out["by_nodes"]] == [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     ranked = [r["model"] for r in out["ranking"]]
     assert len(ranked) == 19 and ranked[-2:] == ["alexnet", "vgg16"] and ranked[0] == "squeezenext"
@@ -107,6 +126,8 @@ def test_validate_compares_fit_with_replay(tmp_path):
     (["predict", "network.bandwidth=10gbps", "network.latency=5us"], "network.bandwidth: '10gbps' is ambiguous"),
     (["predict", "network.bandwidth=10gbit"], "predict needs network.bandwidth and network.latency"),
     (["predict", "nodes=0", "network.bandwidth=10gbit", "network.latency=5us"], "nodes must be an integer >= 1"),
+    (["predict", "overhead.jitter=-0.1"], "overhead.jitter must be a number >= 0, got '-0.1'"),
+    (["validate", "published", "formt=json"], "unknown option 'formt' for validate (did you mean 'format'?)"),
     (["layers", "model=alexnet"], "no run of model 'alexnet'"),
     (["scaling", "bogus=1"], "unknown option 'bogus' for scaling; its options: results_dir= format="),
     (["scaling", "formt=json"], "unknown option 'formt' for scaling (did you mean 'format'?)"),

@@ -3,7 +3,9 @@ algorithm, on a network and topology you may not have (given, or the busbw fit),
 the zoo ranked for it.
 
 The trace is the newest nodes=1 run of the model as conf/ configures it (its compute profile and
-buckets); without one, the buckets of any run (else DDP's layout) all ready when compute ends.
+buckets, DDP's own cost included); without one, the buckets of any run (else DDP's layout), over the
+default profile when compute_s gives the step, all ready at the end otherwise. What real clusters add
+(commbench/overheads.py) is priced on top, each input said to be measured, given or a default.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from commbench.commands.common import emit
 from commbench.errors import fail
-from commbench.options import FORMAT, RESULTS, Command, Option, choice, positive_float, positive_int
+from commbench.options import FORMAT, RESULTS, Command, Option, choice, non_negative_float, positive_float, positive_int
 from commbench.units import parse_bandwidth, parse_latency
 
 COMMAND = Command("predict", "Simulate a step (compute from the trace, buckets at their ready offsets, overlap) per "
@@ -27,9 +29,16 @@ COMMAND = Command("predict", "Simulate a step (compute from the trace, buckets a
                    Option("cluster.gpus_per_node", positive_int, 1, "ranks per node (hierarchical ring)"),
                    Option("backend", choice("nccl", "gloo"), "nccl", "collectives at once: nccl 1, gloo 2"),
                    Option("compression", choice("none", "fp16", "bf16"), "none", "whose recorded trace to use"),
-                   Option("compute_s", positive_float, None, "scale the trace to this step time without comm (s)"),
+                   Option("compute_s", positive_float, None, "one device's step without DDP (s): the trace scaled "
+                          "to it, or the default profile; DDP's own cost is then added"),
                    Option("compute.scale", positive_float, 1.0, "compute times x this (0.1: a device 10x faster)"),
                    Option("batch_size", positive_int, None, "scale the recorded compute to this batch"),
+                   Option("overhead.ddp_per_tensor_s", non_negative_float, None,
+                          "DDP's own cost per gradient tensor (s; default: the backend's, 0 for a DDP trace)"),
+                   Option("overhead.interference", non_negative_float, None,
+                          "backward slowed by this share while collectives run beside it (default: the backend's)"),
+                   Option("overhead.jitter", non_negative_float, None,
+                          "per-step compute spread sigma / compute, for stragglers (default: the backend's)"),
                    RESULTS, FORMAT),
                   examples=("predict model=alexnet nodes=64 network.bandwidth=10gbit network.latency=5us",
                             "predict model=resnet50 nodes=64 cluster.gpus_per_node=8 network.bandwidth=100gbit "
@@ -72,7 +81,7 @@ def cluster_for(opts: dict[str, Any], inter):
 
 def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
     """The trace to simulate for one model, and where it came from."""
-    from commbench.comm.buckets import ddp_bucket_bytes
+    from commbench.comm.buckets import cached_layout
     from commbench.config import model_conf
     from commbench.results import setup
     from commbench.timeline import Trace
@@ -83,29 +92,51 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
     mine = [r for r in setup.matching(runs, like, setup.BUCKETS) if r.get("status", "ok") == "ok"]
     traced = [r for r in mine if r["nodes"] == 1 and r.get("trace")]
     with_buckets = [r for r in mine if r.get("buckets")]
+    layout = cached_layout(model, model_conf(model))
     if traced:
         base = traced[-1]
         trace, source = Trace.of_record(base), f"trace of nodes=1 record {base.get('config_hash')} ({setup.describe(base)})"
         trace = trace.scaled((opts["batch_size"] or base["batch_size"]) / base["batch_size"])
     elif with_buckets or compression == "none":
         buckets = ([b["payload_bytes"] for b in sorted(with_buckets[-1]["buckets"], key=lambda b: b["index"])]
-                   if with_buckets else ddp_bucket_bytes(model, model_conf(model)))
+                   if with_buckets else layout["buckets"])
         trace = Trace.all_at_end(buckets, 0.0)
         source = (f"buckets of record {with_buckets[-1].get('config_hash')}" if with_buckets else "DDP layout") + \
-            ", no nodes=1 trace: every bucket ready at the end, compute unknown"
+            ", no nodes=1 trace: " + ("the default profile (backward 2x forward, buckets ready by their bytes)"
+                                      if opts["compute_s"] else "every bucket ready at the end, compute unknown")
     else:
         return {"trace": None, "source": f"no compression={compression} run"}
     if opts["compute_s"] is not None:
-        trace = trace.to_step(opts["compute_s"]) if trace.compute_s > 0 else Trace.all_at_end(trace.buckets, opts["compute_s"])
+        trace = trace.to_step(opts["compute_s"]) if trace.compute_s > 0 else Trace.profile(trace.buckets, opts["compute_s"])
     if trace.compute_s > 0:
         trace = trace.scaled(opts["compute.scale"])
-    return {"trace": trace, "source": source}
+    # a commbench trace is a DDP run: its compute holds DDP's cost unless compute_s replaced it
+    return {"trace": trace, "source": source, "tensors": layout["tensors"],
+            "ddp_in_trace": bool(traced) and opts["compute_s"] is None}
 
 
-def at(trace, nodes: int, cluster, channels: int) -> dict[str, Any]:
+def overheads_for(opts: dict[str, Any], inputs: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The terms to price (commbench/overheads.py) and, per term, where its value came from."""
+    from commbench.overheads import DEFAULTS, Overheads
+
+    default = DEFAULTS[opts["backend"]]
+    values, said = {}, {}
+    for term in ("ddp_per_tensor_s", "interference", "jitter"):
+        given = opts[f"overhead.{term}"]
+        if given is not None:
+            values[term], said[term] = given, "given"
+        elif term == "ddp_per_tensor_s" and inputs.get("ddp_in_trace"):
+            values[term], said[term] = 0.0, "measured: in the trace's DDP step"
+        else:
+            values[term], said[term] = getattr(default, term), f"{opts['backend']} default"
+    return Overheads(**values), said
+
+
+def at(trace, nodes: int, cluster, channels: int, overheads=None, tensors: int = 0) -> dict[str, Any]:
+    from commbench.overheads import Overheads
     from commbench.timeline import predict
 
-    out = predict(trace, nodes, cluster, channels)
+    out = predict(trace, nodes, cluster, channels, overheads or Overheads(), tensors)
     if trace.compute_s == 0:  # compute unknown: only the exchange itself is predicted
         out = {a: {**p, "step_s": None, "exposed_comm_s": None, "no_overlap_step_s": None} for a, p in out.items()}
     return out
@@ -117,8 +148,9 @@ def ranking(runs: list[dict[str, Any]], opts: dict[str, Any], cluster, channels:
 
     rows = []
     for name in MODELS:
-        trace = model_inputs(name, runs, {**opts, "compression": "none", "compute_s": None})["trace"]
-        ring = at(trace, opts["nodes"], cluster, channels)["ring"]
+        inputs = model_inputs(name, runs, {**opts, "compression": "none", "compute_s": None})
+        trace = inputs["trace"]
+        ring = at(trace, opts["nodes"], cluster, channels, overheads_for(opts, inputs)[0], inputs["tensors"])["ring"]
         rows.append({"model": name, "payload_bytes": sum(trace.buckets), "buckets": len(trace.buckets),
                      "compute_s": trace.compute_s or None, "comm_s": ring["comm_s"],
                      "exposed_comm_s": ring["exposed_comm_s"], "efficiency": ring["efficiency"]})
@@ -142,6 +174,8 @@ def main(argv: list[str]) -> None:
     trace = inputs["trace"]
     if trace is None:
         fail(f"no run of {opts['model']} with compression={opts['compression']} in {opts['results_dir']}")
+    overheads, said = overheads_for(opts, inputs)
+    priced = (overheads, inputs["tensors"])
     out = {
         "model": opts["model"], "nodes": opts["nodes"], "compression": opts["compression"], "backend": opts["backend"],
         "network": {"alpha_s": net.alpha_s, "beta_s_per_byte": net.beta_s_per_byte,
@@ -152,8 +186,10 @@ def main(argv: list[str]) -> None:
         "buckets": list(trace.buckets), "trace_source": inputs["source"],
         "compute_s": trace.compute_s or None, "trace": {"forward_s": trace.forward_s, "backward_s": trace.backward_s,
                                                        "codec_s": trace.codec_s, "optimizer_s": trace.optimizer_s},
-        "at_nodes": at(trace, opts["nodes"], cluster, channels),
-        "by_nodes": [{"nodes": n, **at(trace, n, cluster, channels)} for n in sorted(set(PREDICT_NODES) | {opts["nodes"]})],
+        "overheads": {**vars(overheads), "tensors": inputs["tensors"], "source": said},
+        "at_nodes": at(trace, opts["nodes"], cluster, channels, *priced),
+        "by_nodes": [{"nodes": n, **at(trace, n, cluster, channels, *priced)}
+                     for n in sorted(set(PREDICT_NODES) | {opts["nodes"]})],
         "ranking": ranking(runs, opts, cluster, channels),
     }
     emit(out, opts["format"], lambda: predict_tables(out))

@@ -5,17 +5,21 @@ from __future__ import annotations
 from commbench.errors import fail
 from commbench.options import RESULTS, Command, Option
 
-COMMAND = Command("report", "Charts (PNG) and summary.md of a results folder, written to results_dir/report/.",
+COMMAND = Command("report", "Charts (PNG) and summary.md of a results folder, written to results_dir/report/, "
+                  "with the predictor against published measurements (published_validation.png).",
                   (RESULTS, Option("model", str, None, "the model of the per-layer chart (default: most bytes)")),
                   examples=("report", "report results_dir=results model=alexnet"))
 
 
 def main(argv: list[str]) -> None:
     opts, _ = COMMAND.parse(argv)
+    from commbench.comm.buckets import cached_layout
     from commbench.commands.common import results_file
+    from commbench.results.published import published_rows
     from commbench.sinks.report import write_report
     try:
-        paths = write_report(results_file(opts["results_dir"], ""), opts["model"])
+        paths = write_report(results_file(opts["results_dir"], ""), opts["model"],
+                             published=published_rows(cached_layout))
     except ValueError as exc:
         fail(str(exc))
     for path in paths:

@@ -1,6 +1,9 @@
 """`commbench validate`: on one setup identity, the predicted timeline vs the trace replay vs the fully
 trained run (step time and exposed comm, per model and N); and the alpha-beta ring (busbw fit) vs
-comm-only replays. Only records measured on the same setup pair up."""
+comm-only replays. Only records measured on the same setup pair up.
+
+`commbench validate published`: the predictor against published measurements of real GPU clusters
+(results/published_scaling.yaml), every row with the same defaults."""
 
 from __future__ import annotations
 
@@ -11,10 +14,13 @@ from commbench.options import FORMAT, RESULTS, Command
 COMMAND = Command("validate", "Predicted (timeline) vs trace-replayed vs fully trained step time and exposed comm per "
                   "model and N, with the errors; and the busbw fit vs comm-only replays. Only pairs on one setup.",
                   (RESULTS, FORMAT),
-                  examples=("validate", "validate results_dir=results format=json"))
+                  examples=("validate", "validate results_dir=results format=json", "validate published",
+                            "validate published format=json"))
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["published"]:
+        return published(argv[1:])
     opts, _ = COMMAND.parse(argv)
     from commbench.results.store import records_of
     from commbench.results.validation import mismatch, timeline_rows, validation_rows
@@ -27,3 +33,12 @@ def main(argv: list[str]) -> None:
         fail(f"nothing to validate in {opts['results_dir']}: {mismatch(fits, replays)} "
              "(see launch/validate_timeline.sh)")
     emit(rows, opts["format"], lambda: validate_tables(rows))
+
+
+def published(argv: list[str]) -> None:
+    opts, _ = COMMAND.parse(argv)
+    from commbench.comm.buckets import cached_layout
+    from commbench.results.published import published_rows
+    from commbench.sinks.predictions import published_table
+    rows = published_rows(cached_layout)
+    emit(rows, opts["format"], lambda: published_table(rows))

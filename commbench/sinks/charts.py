@@ -235,3 +235,28 @@ def plot_timeline_validation(rows: list[dict[str, Any]], path: Path) -> Path:
                  "dotted: ±10%)")
     legend(ax)
     return save(fig, path)
+
+
+def plot_published_validation(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Predicted against published E(N) on real GPU clusters (validate published), one point per
+    source, model and GPU count, with y = x and ±2 points."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for source in dict.fromkeys(r["source"] for r in rows):
+        mine = [r for r in rows if r["source"] == source]
+        ax.scatter([100 * r["published_e"] for r in mine], [100 * r["predicted_e"] for r in mine],
+                   label=f"{source} ({len(mine)})", alpha=0.8)
+    values = [100 * r[k] for r in rows for k in ("published_e", "predicted_e")]
+    lo, hi = math.floor(min(values)) - 1, min(100, math.ceil(max(values)) + 1)
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1, label="y = x")
+    for offset in (-2, 2):
+        ax.plot([lo, hi], [lo + offset, hi + offset], color="grey", linewidth=0.5, linestyle=":")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.xaxis.set_major_formatter(PercentFormatter())
+    ax.yaxis.set_major_formatter(PercentFormatter())
+    ax.set_xlabel("published E(N)")
+    ax.set_ylabel("predicted E(N)")
+    ax.set_title("Scaling efficiency: predicted vs published on real GPU clusters\n(the same defaults for every "
+                 "row; dotted: ±2 points)")
+    legend(ax)
+    return save(fig, path)

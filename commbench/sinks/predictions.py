@@ -36,20 +36,27 @@ def _head(out: dict[str, Any]) -> str:
         f", intra-node {out['intra_network']['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s" if out["intra_network"] else "")
     compute = (f"compute {fmt_ms(out['compute_s'])} per step" if out["compute_s"]
                else "compute unknown (run nodes=1 or give compute_s=): comm only")
+    o, said = out["overheads"], out["overheads"]["source"]
     return (f"{out['model']}: {fmt_bytes(sum(out['buckets']))} in {len(out['buckets'])} bucket(s); {compute} "
             f"({out['trace_source']}); network alpha {net['alpha_s'] * 1e6:.2f} us, "
-            f"{net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s ({net['source']}){topology}; {out['backend']}")
+            f"{net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s ({net['source']}){topology}; {out['backend']}\n"
+            f"added per step: DDP {o['ddp_per_tensor_s'] * 1e6:.1f} us x {o['tensors']} gradient tensors "
+            f"({said['ddp_per_tensor_s']}); backward {o['interference']:.1%} slower beside collectives "
+            f"({said['interference']}); stragglers, compute spread {o['jitter']:.2%} ({said['jitter']})")
 
 
 def predict_tables(out: dict[str, Any]) -> Group:
     algorithms = list(out["at_nodes"])
     at = _table(f"predicted at N={out['nodes']}: the step simulated from the trace (overlap), and the no-overlap "
                 "bound (every collective after compute)",
-                [("algorithm", "left"), ("comm (sum)", "right"), ("exposed comm", "right"), ("step", "right"),
-                 ("efficiency", "right"), ("no-overlap step", "right"), ("no-overlap eff.", "right")])
+                [("algorithm", "left"), ("comm (sum)", "right"), ("exposed comm", "right"),
+                 ("DDP + interf. + straggler", "right"), ("step", "right"), ("efficiency", "right"),
+                 ("no-overlap step", "right"), ("no-overlap eff.", "right")])
     for alg, p in out["at_nodes"].items():
-        at.add_row(alg, fmt_ms(p["comm_s"]), _opt_ms(p["exposed_comm_s"]), _opt_ms(p["step_s"]), _pct(p["efficiency"]),
-                   _opt_ms(p["no_overlap_step_s"]), _pct(p["no_overlap_efficiency"]))
+        added = " + ".join(f"{1e3 * p[k]:.1f}" for k in ("ddp_s", "interference_s", "straggler_s")) + " ms"
+        at.add_row(alg, fmt_ms(p["comm_s"]), _opt_ms(p["exposed_comm_s"]), added if p["step_s"] is not None else "-",
+                   _opt_ms(p["step_s"]), _pct(p["efficiency"]), _opt_ms(p["no_overlap_step_s"]),
+                   _pct(p["no_overlap_efficiency"]))
     by_n = _table("step (efficiency) by N; comm only where compute is unknown", [("N", "right")] + [(a, "right") for a in algorithms])
     for row in out["by_nodes"]:
         by_n.add_row(str(row["nodes"]), *(f"{fmt_ms(row[a]['step_s'] if row[a]['step_s'] is not None else row[a]['comm_s'])}"
@@ -102,3 +109,24 @@ def validate_tables(rows: list[dict[str, Any]]) -> Group:
         table.caption = error_summary([r["error"] for r in comm])
         parts.append(table)
     return Group(*parts)
+
+
+def published_summary(rows: list[dict[str, Any]]) -> str:
+    """Mean and max |predicted - published| E in points, over the rows no default was taken from."""
+    held = [abs(r["delta_points"]) for r in rows if not r["sets_default"]]
+    return (f"mean |ΔE| {sum(held) / len(held):.1f} points, max {max(held):.1f}, over the {len(held)} rows "
+            f"that set no default")
+
+
+def published_table(rows: list[dict[str, Any]]) -> Group:
+    table = _table("predicted vs published scaling efficiency E(N) on real GPU clusters, the same defaults for "
+                   "every row", [("source", "left"), ("model", "left"), ("GPUs", "right"), ("published", "right"),
+                                 ("predicted", "right"), ("Δ points", "right"), ("DDP + interf. + straggler + "
+                                                                                 "exposed", "right")])
+    for r in rows:
+        terms = " + ".join(f"{1e3 * r[k]:.1f}" for k in ("ddp_s", "interference_s", "straggler_s", "exposed_comm_s"))
+        table.add_row(r["source"], r["model"] + (" *" if r["sets_default"] else ""), str(r["gpus"]),
+                      _pct(r["published_e"]), _pct(r["predicted_e"]), f"{r['delta_points']:+.1f}", terms + " ms")
+    table.caption = (f"{published_summary(rows)}; * sets the interference default (2 GPUs over NVLink). "
+                     "Sources: results/published_scaling.yaml")
+    return Group(published_summary(rows), table)

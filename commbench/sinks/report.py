@@ -15,7 +15,8 @@ from commbench.results.store import records_of
 from commbench.results.validation import timeline_rows, validation_rows
 from commbench.results.scaling import headline_rows, scaling_rows
 from commbench.sinks.charts import (measured_nodes, plot_bytes_vs_params, plot_comm_time, plot_compression,
-                                    plot_efficiency, plot_layers, plot_timeline_validation, series)
+                                    plot_efficiency, plot_layers, plot_published_validation,
+                                    plot_timeline_validation, series)
 
 def ok_records(results_dir: Path) -> list[dict[str, Any]]:
     if not (results_dir / "runs.jsonl").exists():
@@ -143,8 +144,9 @@ def load_results(results_dir: Path) -> Results:
 
 
 def write_report(results_dir: str | Path, model_for_layers: str | None = None,
-                 results: Results | None = None) -> list[Path]:
-    """Charts and summary.md in ${results_dir}/report/; the written paths."""
+                 results: Results | None = None, published: list[dict[str, Any]] = ()) -> list[Path]:
+    """Charts and summary.md in ${results_dir}/report/, with the published validation where its rows
+    (results.published.published_rows) are given; the written paths."""
     results_dir = Path(results_dir).expanduser()
     results = results or load_results(results_dir)
     records, rows = results.records, results.rows
@@ -164,6 +166,8 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None,
     timelines = list(results.timelines)
     if timelines:
         pngs.append(plot_timeline_validation(timelines, out / "timeline_validation.png"))
+    if published:
+        pngs.append(plot_published_validation(list(published), out / "published_validation.png"))
     md = out / "summary.md"
     md.write_text(summary(newest, rows, pngs, results.checked, compressed, timelines))
     return pngs + [md]

@@ -1,0 +1,51 @@
+"""Figures that are pure functions of the installed torch and torchvision, the zoo's code and its
+configs (parameter counts, bucket layouts), kept on disk under a key of exactly those: a second read
+imports no torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+def cache_key() -> str:
+    """What the figures depend on: torch and torchvision versions, the zoo's code and conf/model/."""
+    from commbench.config import config_files
+
+    digest = hashlib.sha256()
+    for package in ("torch", "torchvision"):
+        digest.update(f"{package}={metadata.version(package)};".encode())
+    for path in sorted(MODELS_DIR.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    for name, resource in sorted(config_files("model").items()):
+        digest.update(name.encode() + resource.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def cache_file(name: str) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "commbench" / f"{name}-{cache_key()}.json"
+
+
+def cached(name: str, make: Callable[[], Any]) -> Any:
+    """make()'s JSON-able value, computed once per cache key and kept in the user's cache folder."""
+    path = cache_file(name)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    value = make()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError:
+        pass  # a read-only home: compute without caching
+    return value
