@@ -4,6 +4,7 @@ imports no torch."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -12,16 +13,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+LAYOUT_CODE = Path(__file__).resolve().parent / "comm" / "buckets.py"
 
 
+@functools.cache
 def cache_key() -> str:
-    """What the figures depend on: torch and torchvision versions, the zoo's code and conf/model/."""
+    """What the figures depend on: torch and torchvision versions, the zoo's code and conf/model/, and
+    the code that lays out DDP's buckets and profiles backward."""
     from commbench.config import config_files
 
     digest = hashlib.sha256()
     for package in ("torch", "torchvision"):
         digest.update(f"{package}={metadata.version(package)};".encode())
-    for path in sorted(MODELS_DIR.glob("*.py")):
+    for path in [*sorted(MODELS_DIR.glob("*.py")), LAYOUT_CODE]:
         digest.update(path.name.encode() + path.read_bytes())
     for name, resource in sorted(config_files("model").items()):
         digest.update(name.encode() + resource.read_bytes())

@@ -34,7 +34,7 @@ class Overheads:
                 raise ValueError(f"overhead {name} must be a finite number >= 0, got {value!r}")
 
 
-NCCL = Overheads(ddp_per_tensor_s=25.3e-6, interference=0.0574, jitter=0.00148)
+NCCL = Overheads(ddp_per_tensor_s=25.3e-6, interference=0.0494, jitter=0.00148)
 DEFAULTS = {"nccl": NCCL, "gloo": Overheads()}
 
 

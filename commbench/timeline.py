@@ -77,15 +77,16 @@ class Trace:
         return cls(0.0, compute_s, 0.0, 0.0, tuple(buckets), tuple(compute_s for _ in buckets))
 
     @classmethod
-    def profile(cls, buckets: Sequence[int], compute_s: float) -> "Trace":
+    def profile(cls, buckets: Sequence[int], compute_s: float, done: Sequence[float] | None = None) -> "Trace":
         """A step known only by its length: backward twice forward (it computes two products per
         forward one: the gradients of the inputs and of the weights), and each bucket ready once
-        backward has run its share of the gradient bytes, in bucket order."""
-        backward, total, done, ready = compute_s * 2 / 3, sum(buckets), 0, []
-        for size in buckets:
-            done += size
-            ready.append(backward * done / total if total else backward)
-        return cls(compute_s / 3, backward, 0.0, 0.0, tuple(buckets), tuple(ready))
+        backward has done `done` of its work (comm.buckets: by the FLOPs behind it), else its share of
+        the gradient bytes, in bucket order."""
+        backward = compute_s * 2 / 3
+        if done is None:
+            total = sum(buckets) or 1
+            done = [sum(buckets[:i + 1]) / total for i in range(len(buckets))]
+        return cls(compute_s / 3, backward, 0.0, 0.0, tuple(buckets), tuple(backward * d for d in done))
 
 
 def collective_ends(ready: Sequence[float], latency: Sequence[float], work: Sequence[float],

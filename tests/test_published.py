@@ -64,6 +64,23 @@ def test_the_default_profile_by_hand():
     assert (trace.forward_s, trace.backward_s) == pytest.approx((0.1, 0.2))
     assert trace.ready_s == pytest.approx((0.05, 0.2))  # a quarter of the bytes, then all of them
     assert trace.compute_s == pytest.approx(0.3)
+    assert Trace.profile([100, 300], 0.3, done=[0.1, 1.0]).ready_s == pytest.approx((0.02, 0.2))
+
+
+def test_backward_is_profiled_by_the_flops_behind_each_gradient():
+    """A conv (3 -> 4 channels, 3x3, on 8x8) then a linear layer (256 -> 10), batch 2: backward reaches
+    the linear layer's gradients first, after its own FLOPs, the conv's at the end."""
+    import torch
+    from torch import nn
+
+    from commbench.comm.buckets import backward_done
+
+    with torch.device("meta"):
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    conv = 2 * 2 * 4 * 8 * 8 * 3 * 3 * 3  # 2 x batch x out channels x H x W x in channels x k x k
+    linear = 2 * 2 * 256 * 10
+    done = backward_done(net, list(net.parameters()), image=8)
+    assert done == pytest.approx([1.0, 1.0, linear / (conv + linear), linear / (conv + linear)])
 
 
 def test_bad_terms_are_refused():

@@ -101,13 +101,15 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
         buckets = ([b["payload_bytes"] for b in sorted(with_buckets[-1]["buckets"], key=lambda b: b["index"])]
                    if with_buckets else layout["buckets"])
         trace = Trace.all_at_end(buckets, 0.0)
+        done = None if with_buckets else layout["done"]  # a record's buckets: by bytes; DDP's: by FLOPs
         source = (f"buckets of record {with_buckets[-1].get('config_hash')}" if with_buckets else "DDP layout") + \
-            ", no nodes=1 trace: " + ("the default profile (backward 2x forward, buckets ready by their bytes)"
+            ", no nodes=1 trace: " + (f"the default profile (backward 2x forward, buckets ready by the "
+                                      f"{'bytes' if done is None else 'FLOPs'} behind them)"
                                       if opts["compute_s"] else "every bucket ready at the end, compute unknown")
     else:
         return {"trace": None, "source": f"no compression={compression} run"}
     if opts["compute_s"] is not None:
-        trace = trace.to_step(opts["compute_s"]) if trace.compute_s > 0 else Trace.profile(trace.buckets, opts["compute_s"])
+        trace = trace.to_step(opts["compute_s"]) if trace.compute_s > 0 else Trace.profile(trace.buckets, opts["compute_s"], done)
     if trace.compute_s > 0:
         trace = trace.scaled(opts["compute.scale"])
     # a commbench trace is a DDP run: its compute holds DDP's cost unless compute_s replaced it

@@ -19,7 +19,7 @@ from commbench.timeline import Trace, predict
 from commbench.units import parse_bandwidth, parse_latency
 
 DATA = Path(__file__).with_name("published_scaling.yaml")
-Layout = Callable[[str], dict[str, Any]]  # model -> {"buckets": [...], "tensors": n} (comm.buckets.cached_layout)
+Layout = Callable[[str], dict[str, Any]]  # model -> {"buckets", "tensors", "done"} (comm.buckets.cached_layout)
 SETUP_KEYS = ("source", "hardware", "framework", "algorithm", "batch_per_gpu", "gpus_per_node", "intra", "models")
 P95_SIGMAS = 1.645  # p95 - p50 of a normal, in sigmas
 
@@ -64,7 +64,7 @@ def measured(src: dict[str, Any], figures: dict[str, Any]) -> dict[int, float]:
 def profile(src: dict[str, Any], model: str, figures: dict[str, Any], layout: Layout) -> tuple[Trace, int]:
     """The step to simulate: the single-GPU step over the default profile, and the gradient tensors."""
     shape = layout(model)
-    return Trace.profile(shape["buckets"], single_step_s(src, figures)), shape["tensors"]
+    return Trace.profile(shape["buckets"], single_step_s(src, figures), shape["done"]), shape["tensors"]
 
 
 def published_rows(layout: Layout, overheads: Overheads = NCCL) -> list[dict[str, Any]]:
