@@ -133,7 +133,7 @@ def answer_time(args: list[str], runs: int) -> dict[str, Any]:
             out = subprocess.run([sys.executable, "-m", "commbench", *args, f"results_dir={tmp}"],
                                  capture_output=True, text=True)
             if out.returncode != 0:
-                raise RuntimeError(f"the timed command failed: {out.stderr.strip().splitlines()[-1:]}")
+                raise RuntimeError(f"the timed command failed: {(out.stderr.strip().splitlines() or [''])[-1]}")
             if k:
                 times.append(time.perf_counter() - t0)
     return {"command": "python -m commbench " + " ".join(args), "median_s": percentile(times, 50), "times_s": times}

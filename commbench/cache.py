@@ -50,6 +50,9 @@ def cached(name: str, make: Callable[[], Any]) -> Any:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(value))
         tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+        for stale in path.parent.glob(f"{name}-*.json"):  # under keys of code or packages replaced since
+            if stale != path:
+                stale.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only home: compute without caching
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from commbench.comm.buckets import ddp_bucket_bytes
+from commbench.comm.buckets import ddp_layout
 from commbench.comm.busbw import busbw_loop, iterations_for, message_sizes
 from commbench.units import parse_bytes
 from commbench.comm.replay import replay_loop
@@ -51,13 +51,13 @@ def test_ddp_layout_matches_what_the_hook_saw(tmp_path):
     cfg = worker_config(["model=alexnet", "nodes=2", "steps=1", "warmup=1", "batch_size=2", "image_size=64"],
                         str(tmp_path))
     seen = [b["payload_bytes"] for b in run_workers(cfg, 2)["ranks"][0]["buckets"]]
-    assert ddp_bucket_bytes("alexnet") == seen
+    assert ddp_layout("alexnet")["buckets"] == seen
     assert len(seen) == 3 and sum(seen) == 4 * count_params(build_model("alexnet"))
 
 
 def test_replay_sends_exactly_the_models_bytes(tmp_path):
     path = tmp_path / "runs.jsonl"
-    payloads = ddp_bucket_bytes("resnet50")  # four buckets
+    payloads = ddp_layout("resnet50")["buckets"]  # four buckets
     buckets = [{"index": i, "dtype": "float32", "numel": n // 4, "payload_bytes": n} for i, n in enumerate(payloads)]
     append_record(path, {"model": "resnet50", "model_kwargs": {"num_classes": 1000}, "status": "ok", "nodes": 2,
                          "buckets": buckets[::-1]})

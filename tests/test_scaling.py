@@ -127,7 +127,7 @@ def test_validate_compares_fit_with_replay(tmp_path):
     (["predict", "network.bandwidth=10gbit"], "predict needs network.bandwidth and network.latency"),
     (["predict", "nodes=0", "network.bandwidth=10gbit", "network.latency=5us"], "nodes must be an integer >= 1"),
     (["predict", "overhead.jitter=-0.1"], "overhead.jitter must be a number >= 0, got '-0.1'"),
-    (["validate", "published", "formt=json"], "unknown option 'formt' for validate (did you mean 'format'?)"),
+    (["validate", "published", "formt=json"], "unknown option 'formt' for validate published (did you mean 'format'?)"),
     (["layers", "model=alexnet"], "no run of model 'alexnet'"),
     (["scaling", "bogus=1"], "unknown option 'bogus' for scaling; its options: results_dir= format="),
     (["scaling", "formt=json"], "unknown option 'formt' for scaling (did you mean 'format'?)"),

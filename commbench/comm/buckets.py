@@ -4,6 +4,7 @@ the first step. A run's record has the layout as the hook saw it; this is for mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -27,15 +28,15 @@ def _build_meta(model: str, model_kwargs: dict[str, Any]):
 
 def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> list[float]:
     """Per parameter, the share of backward's work done when its gradient is ready: backward visits the
-    modules in reverse order of their forward execution, each costing in proportion to its forward
-    FLOPs (torch's FlopCounterMode, counted on the meta device at `image` px, batch 2)."""
+    modules in reverse order of their forward execution, each costing in proportion to its own forward
+    FLOPs (torch's FlopCounterMode, counted on the meta device at `image` px, batch 2; a module's own:
+    its count less its children's, which the counter adds to their parents too)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     order: list[str] = []
-    owners = {name: mod for name, mod in built.named_modules() if not list(mod.children())
-              or any(True for _ in mod.parameters(recurse=False))}
-    hooks = [mod.register_forward_hook(lambda *_, name=name: order.append(name)) for name, mod in owners.items()]
+    modules = dict(built.named_modules())
+    hooks = [mod.register_forward_hook(lambda *_, name=name: order.append(name)) for name, mod in modules.items()]
     try:
         with FlopCounterMode(display=False) as counter:
             built.train()(torch.zeros(2, 3, image, image, device="meta"))
@@ -43,41 +44,47 @@ def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> list[float
         for hook in hooks:
             hook.remove()
     counts, root = counter.get_flop_counts(), type(built).__name__
-    first = list(dict.fromkeys(order))  # a module run twice is ready after its first run's backward
-    flops = [sum(counts.get(f"{root}.{name}", {}).values()) for name in first]
-    total = sum(flops) or 1
-    done_after, behind = {}, 0
-    for name, f in reversed(list(zip(first, flops))):
-        behind += f
-        done_after[name] = behind / total
-    owner_of = {id(p): name for name, mod in owners.items() for p in mod.parameters(recurse=False)}
+
+    def total(name: str) -> int:
+        return sum(counts.get(f"{root}.{name}" if name else root, {}).values())
+
+    own = {name: total(name) - sum(total(f"{name}.{child}" if name else child) for child, _ in mod.named_children())
+           for name, mod in modules.items()}
+    # A forward hook fires when its module ends (a parent after its children); backward reaches the
+    # modules in the reverse order, and a module run twice once backward is through its first run.
+    done_after, behind, whole = {}, 0, sum(own.values()) or 1
+    for name in reversed(list(dict.fromkeys(order))):
+        behind += own[name]
+        done_after[name] = behind / whole
+    owner_of = {id(p): name for name, mod in modules.items() for p in mod.parameters(recurse=False)}
     return [done_after.get(owner_of.get(id(p)), 1.0) for p in params]
-
-
-def ddp_bucket_bytes(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> list[int]:
-    return ddp_layout(model, model_kwargs, bucket_cap_mb)["buckets"]
 
 
 def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> dict[str, Any]:
     """{"buckets": payload bytes per bucket in issue order, "tensors": gradient tensors per step,
-    "done": per bucket, the share of backward's work done when its last gradient is ready}."""
+    "done": per bucket, the share of backward's work done when its last gradient is ready, or None
+    where the model's forward does not run on the meta device (the profile then goes by bytes)}."""
     import torch.distributed as dist
 
     from commbench.models import MODELS, min_image_size
 
-    built = _build_meta(model, model_kwargs or {})
+    kwargs = model_kwargs or {}
+    built = _build_meta(model, kwargs)
     ready_order = list(reversed([p for p in built.parameters() if p.requires_grad]))
     cap = int(bucket_cap_mb * 1024 * 1024)
     indices, _ = dist._compute_bucket_assignment_by_size(ready_order, [cap], [False] * len(ready_order))
-    done = backward_done(built, ready_order, max(PROFILE_IMAGE, min_image_size(model) if model in MODELS else 0))
+    variant = {k: v for k, v in kwargs.items() if k != "num_classes"}
+    try:
+        done = backward_done(built, ready_order, max(PROFILE_IMAGE, min_image_size(model, **variant) if model in MODELS else 0))
+    except (RuntimeError, NotImplementedError, ValueError):  # an op without a meta kernel, an input too small
+        done = None
     return {"buckets": [sum(ready_order[i].numel() * ready_order[i].element_size() for i in bucket) for bucket in indices],
-            "tensors": len(ready_order), "done": [max(done[i] for i in bucket) for bucket in indices]}
+            "tensors": len(ready_order), "done": done and [max(done[i] for i in bucket) for bucket in indices]}
 
 
 def cached_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> dict[str, Any]:
     """ddp_layout, computed once per model, variant and cap and kept in the user's cache (commbench.cache)."""
     from commbench.cache import cached
 
-    name = "layout-" + json.dumps([model, model_kwargs or {}, bucket_cap_mb], sort_keys=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return cached(safe, lambda: ddp_layout(model, model_kwargs, bucket_cap_mb))
+    key = json.dumps([model, model_kwargs or {}, bucket_cap_mb], sort_keys=True)
+    return cached(f"layout-{hashlib.sha256(key.encode()).hexdigest()[:16]}", lambda: ddp_layout(model, model_kwargs, bucket_cap_mb))

@@ -92,7 +92,8 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
     mine = [r for r in setup.matching(runs, like, setup.BUCKETS) if r.get("status", "ok") == "ok"]
     traced = [r for r in mine if r["nodes"] == 1 and r.get("trace")]
     with_buckets = [r for r in mine if r.get("buckets")]
-    layout = cached_layout(model, model_conf(model))
+    layout = None if with_buckets else cached_layout(model, model_conf(model))  # torch only for a model not run
+    done = None  # no trace: each bucket ready by the FLOPs behind it (DDP's layout) or its bytes (a record's)
     if traced:
         base = traced[-1]
         trace, source = Trace.of_record(base), f"trace of nodes=1 record {base.get('config_hash')} ({setup.describe(base)})"
@@ -101,7 +102,7 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
         buckets = ([b["payload_bytes"] for b in sorted(with_buckets[-1]["buckets"], key=lambda b: b["index"])]
                    if with_buckets else layout["buckets"])
         trace = Trace.all_at_end(buckets, 0.0)
-        done = None if with_buckets else layout["done"]  # a record's buckets: by bytes; DDP's: by FLOPs
+        done = None if with_buckets else layout["done"]
         source = (f"buckets of record {with_buckets[-1].get('config_hash')}" if with_buckets else "DDP layout") + \
             ", no nodes=1 trace: " + (f"the default profile (backward 2x forward, buckets ready by the "
                                       f"{'bytes' if done is None else 'FLOPs'} behind them)"
@@ -112,9 +113,14 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
         trace = trace.to_step(opts["compute_s"]) if trace.compute_s > 0 else Trace.profile(trace.buckets, opts["compute_s"], done)
     if trace.compute_s > 0:
         trace = trace.scaled(opts["compute.scale"])
-    # a commbench trace is a DDP run: its compute holds DDP's cost unless compute_s replaced it
-    return {"trace": trace, "source": source, "tensors": layout["tensors"],
-            "ddp_in_trace": bool(traced) and opts["compute_s"] is None}
+    # A commbench trace is a DDP run: its compute holds DDP's cost (E(1) = 1) unless compute_s, one
+    # device's step without DDP as published benchmarks define E, replaced it (E(1) < 1 by DDP's cost).
+    in_trace = bool(traced) and opts["compute_s"] is None
+    counts = [b.get("params") for b in with_buckets[-1]["buckets"]] if with_buckets else [None]
+    tensors = sum(counts) if None not in counts else (layout or cached_layout(model, model_conf(model)))["tensors"]
+    return {"trace": trace, "source": source, "tensors": tensors, "ddp_in_trace": in_trace,
+            "baseline": "the nodes=1 trace's step, DDP's cost included" if in_trace
+            else "one device's step without DDP (compute_s)" if opts["compute_s"] else None}
 
 
 def overheads_for(opts: dict[str, Any], inputs: dict[str, Any]) -> tuple[Any, dict[str, str]]:
@@ -189,6 +195,7 @@ def main(argv: list[str]) -> None:
         "compute_s": trace.compute_s or None, "trace": {"forward_s": trace.forward_s, "backward_s": trace.backward_s,
                                                        "codec_s": trace.codec_s, "optimizer_s": trace.optimizer_s},
         "overheads": {**vars(overheads), "tensors": inputs["tensors"], "source": said},
+        "efficiency_baseline": inputs["baseline"],
         "at_nodes": at(trace, opts["nodes"], cluster, channels, *priced),
         "by_nodes": [{"nodes": n, **at(trace, n, cluster, channels, *priced)}
                      for n in sorted(set(PREDICT_NODES) | {opts["nodes"]})],

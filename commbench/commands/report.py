@@ -16,10 +16,11 @@ def main(argv: list[str]) -> None:
     from commbench.comm.buckets import cached_layout
     from commbench.commands.common import results_file
     from commbench.results.published import published_rows
-    from commbench.sinks.report import write_report
+    from commbench.sinks.report import load_results, write_report
+    folder = results_file(opts["results_dir"], "")
     try:
-        paths = write_report(results_file(opts["results_dir"], ""), opts["model"],
-                             published=published_rows(cached_layout))
+        results = load_results(folder)  # a folder without runs says so before the published rows are laid out
+        paths = write_report(folder, opts["model"], results, published_rows(cached_layout))
     except ValueError as exc:
         fail(str(exc))
     for path in paths:

@@ -12,10 +12,14 @@ from commbench.errors import fail
 from commbench.options import FORMAT, RESULTS, Command
 
 COMMAND = Command("validate", "Predicted (timeline) vs trace-replayed vs fully trained step time and exposed comm per "
-                  "model and N, with the errors; and the busbw fit vs comm-only replays. Only pairs on one setup.",
+                  "model and N, with the errors; and the busbw fit vs comm-only replays. Only pairs on one setup. "
+                  "`validate published`: the same predictor against published GPU clusters (see its --help).",
                   (RESULTS, FORMAT),
-                  examples=("validate", "validate results_dir=results format=json", "validate published",
-                            "validate published format=json"))
+                  examples=("validate", "validate results_dir=results format=json", "validate published"))
+PUBLISHED = Command("validate published", "Predicted vs published scaling efficiency E(N) of real GPU clusters "
+                    "(commbench/results/published_scaling.yaml, each row with its source), the same defaults for "
+                    "every row; the difference per row, its mean and max.", (FORMAT,),
+                    examples=("validate published", "validate published format=json"))
 
 
 def main(argv: list[str]) -> None:
@@ -36,7 +40,7 @@ def main(argv: list[str]) -> None:
 
 
 def published(argv: list[str]) -> None:
-    opts, _ = COMMAND.parse(argv)
+    opts, _ = PUBLISHED.parse(argv)
     from commbench.comm.buckets import cached_layout
     from commbench.results.published import published_rows
     from commbench.sinks.predictions import published_table

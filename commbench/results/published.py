@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from commbench.netmodel import Cluster, Network
-from commbench.overheads import NCCL, Overheads, straggler_cost
+from commbench.overheads import NCCL, Overheads, interference_cost, straggler_cost
 from commbench.timeline import Trace, predict
-from commbench.units import parse_bandwidth, parse_latency
 
 DATA = Path(__file__).with_name("published_scaling.yaml")
 Layout = Callable[[str], dict[str, Any]]  # model -> {"buckets", "tensors", "done"} (comm.buckets.cached_layout)
@@ -31,19 +30,16 @@ def sources(path: Path = DATA) -> dict[str, dict[str, Any]]:
 
     data = yaml.safe_load(path.read_text())
     for name, src in data.items():
-        missing = [k for k in SETUP_KEYS if k not in src]
+        missing = [k for k in SETUP_KEYS if k not in src] + (["why"] if src.get("check") is False and "why" not in src else [])
         if missing:
             raise ValueError(f"{path.name}: source {name} lacks {', '.join(missing)}")
     return data
 
 
-def link(spec: dict[str, Any]) -> Network:
-    return Network(parse_latency(spec["latency"]), 8 / parse_bandwidth(spec["bandwidth"]))
-
-
 def cluster_of(src: dict[str, Any]) -> Cluster:
-    intra = link(src["intra"])
-    return Cluster(link(src["inter"]) if "inter" in src else intra, intra, src["gpus_per_node"])
+    intra = Network.from_link(src["intra"]["bandwidth"], src["intra"]["latency"])
+    inter = Network.from_link(src["inter"]["bandwidth"], src["inter"]["latency"]) if "inter" in src else intra
+    return Cluster(inter, intra, src["gpus_per_node"])
 
 
 def single_step_s(src: dict[str, Any], figures: dict[str, Any]) -> float:
@@ -67,9 +63,16 @@ def profile(src: dict[str, Any], model: str, figures: dict[str, Any], layout: La
     return Trace.profile(shape["buckets"], single_step_s(src, figures), shape["done"]), shape["tensors"]
 
 
+def held_out(rows: list[dict[str, Any]], other_sources: bool = False) -> list[dict[str, Any]]:
+    """The rows that check the predictor: inside what it models, no default taken from them (nor,
+    with other_sources, from their source)."""
+    return [r for r in rows if r["checked"] and not r["sets_default"] and not (other_sources and r["same_source"])]
+
+
 def published_rows(layout: Layout, overheads: Overheads = NCCL) -> list[dict[str, Any]]:
     """One row per source, model and N >= 2: published and predicted E(N), the difference in points and
-    the predicted terms; `sets_default` marks the rows a default was taken from."""
+    the predicted terms. `sets_default`: a default was taken from the row; `same_source`: from its
+    source; `checked`: the source is inside what the predictor models (else `why` not)."""
     rows = []
     for name, src in sources().items():
         cluster = cluster_of(src)
@@ -83,7 +86,9 @@ def published_rows(layout: Layout, overheads: Overheads = NCCL) -> list[dict[str
                              "delta_points": 100 * (p["efficiency"] - published),
                              "exposed_comm_s": p["exposed_comm_s"], "ddp_s": p["ddp_s"],
                              "interference_s": p["interference_s"], "straggler_s": p["straggler_s"],
-                             "sets_default": bool(src.get("sets_defaults")) and nodes == 2})
+                             "same_source": bool(src.get("sets_defaults")),
+                             "sets_default": bool(src.get("sets_defaults")) and nodes == 2,
+                             "checked": src.get("check", True), "why": src.get("why")})
     return rows
 
 
@@ -103,5 +108,5 @@ def derive_overheads(layout: Layout) -> Overheads:
         trace, _ = profile(src, model, f, layout)
         p = predict(trace, 2, cluster_of(src), 1)[src["algorithm"]]
         loss += f["step_s"][2] - f["step_s"][1] - p["exposed_comm_s"] - straggler_cost(trace.compute_s, jitter, 2)
-        span += trace.backward_s - min(trace.ready_s)
+        span += interference_cost(trace.backward_s, min(trace.ready_s), 2, kappa=1.0)
     return Overheads(ddp_per_tensor_s=ddp, interference=loss / span, jitter=jitter)
