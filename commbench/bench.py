@@ -123,15 +123,14 @@ def startup_breakdown(record: dict[str, Any], start_to_record: float) -> dict[st
 
 def answer_time(args: list[str], runs: int) -> dict[str, Any]:
     """Start to exit of `python -m commbench ARGS`, `runs` times after one untimed call that fills the
-    caches (bucket layouts), with an empty results folder."""
+    caches (bucket layouts), run in an empty folder (so its default results folder is empty)."""
     from commbench.stats import percentile
 
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(runs + 1):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "commbench", *args, f"results_dir={tmp}"],
-                                 capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-m", "commbench", *args], cwd=tmp, capture_output=True, text=True)
             if out.returncode != 0:
                 raise RuntimeError(f"the timed command failed: {(out.stderr.strip().splitlines() or [''])[-1]}")
             if k:

@@ -159,13 +159,22 @@ def _network(cfg_network: Mapping[str, Any], cluster_kind: str) -> dict[str, flo
     if given and cluster_kind != "emulated":
         raise PlanError(f"network.{given[0]} shapes links only with cluster=emulated "
                         f"(this run's cluster is {cluster_kind})")
-    if out["latency_s"] or out["loss_percent"]:  # said now, before Hydra or the cluster write anything
-        from commbench.cluster.netns import netem_available
-
-        if not netem_available():
-            raise PlanError("network.latency/network.loss need the netem qdisc, which this kernel lacks "
-                            "(rate shaping with network.bandwidth works)")
     return out
+
+
+def _can_emulate(network: Mapping[str, Any]) -> None:
+    """Root and the tools, then netem where latency or loss is asked: checked once every value is
+    known good, so a bad value is said before a missing tool; before Hydra or the cluster write anything."""
+    from commbench.cluster.emulated import ClusterError, preflight
+    from commbench.cluster.netns import netem_available
+
+    try:
+        preflight()
+    except ClusterError as exc:
+        raise PlanError(str(exc)) from None
+    if (network["latency_s"] or network["loss_percent"]) and not netem_available():
+        raise PlanError("network.latency/network.loss need the netem qdisc, which this kernel lacks "
+                        "(rate shaping with network.bandwidth works)")
 
 
 def _percent(name: str, value: Any) -> float:
@@ -204,13 +213,6 @@ def _cluster_kind(cluster: Mapping[str, Any]) -> str:
     if kind in JOINED_KINDS and not address:
         raise PlanError(f"cluster={kind} joins a running Ray cluster: set cluster.address=HOST:PORT "
                         "(or auto: the cluster this machine is a node of)")
-    if kind == "emulated":
-        from commbench.cluster.emulated import ClusterError, preflight
-
-        try:
-            preflight()
-        except ClusterError as exc:
-            raise PlanError(str(exc)) from None
     return kind
 
 
@@ -266,6 +268,8 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
                             f"warmup={warmup} would time uncompressed steps; set warmup >= compression.start_iter")
     if not cluster.get("address"):
         check_local_capacity(nodes)
+    if cluster_kind == "emulated":
+        _can_emulate(network)
     return RunPlan(
         model=model,
         model_kwargs=model_kwargs,
