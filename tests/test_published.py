@@ -80,8 +80,9 @@ def test_backward_is_profiled_by_the_flops_behind_each_gradient():
         net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
     conv = 2 * 2 * 4 * 8 * 8 * 3 * 3 * 3  # 2 x batch x out channels x H x W x in channels x k x k
     linear = 2 * 2 * 256 * 10
-    done = backward_done(net, list(net.parameters()), image=8)
+    done, flops = backward_done(net, list(net.parameters()), image=8)
     assert done == pytest.approx([1.0, 1.0, linear / (conv + linear), linear / (conv + linear)])
+    assert flops == (conv + linear) / 2  # per image
 
 
 def test_a_module_with_parameters_and_children_counts_only_its_own_flops():
@@ -105,7 +106,7 @@ def test_a_module_with_parameters_and_children_counts_only_its_own_flops():
         net = nn.Sequential(nn.Linear(4, 4), Block())
     # batch 2, a 2 x 3 x 4 x 4 input: the first linear maps the last dimension (4 -> 4) over 2 x 3 x 4 rows
     first, inner = 2 * (2 * 3 * 4) * 4 * 4, 2 * 2 * 48 * 10
-    done = backward_done(net, [net[1].scale, net[1].inner.weight, net[0].weight], image=4)
+    done, _ = backward_done(net, [net[1].scale, net[1].inner.weight, net[0].weight], image=4)
     assert done == pytest.approx([0.0, inner / (first + inner), 1.0])
 
 

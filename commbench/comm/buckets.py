@@ -26,11 +26,15 @@ def _build_meta(model: str, model_kwargs: dict[str, Any]):
         return get_model(model, **model_kwargs)
 
 
-def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> list[float]:
-    """Per parameter, the share of backward's work done when its gradient is ready: backward visits the
-    modules in reverse order of their forward execution, each costing in proportion to its own forward
-    FLOPs (torch's FlopCounterMode, counted on the meta device at `image` px, batch 2; a module's own:
-    its count less its children's, which the counter adds to their parents too)."""
+BATCH = 2  # the meta forward's batch (BatchNorm in training needs two values per channel)
+
+
+def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> tuple[list[float], float]:
+    """Per parameter, the share of backward's work done when its gradient is ready, and the forward
+    FLOPs of one image: backward visits the modules in reverse order of their forward execution, each
+    costing in proportion to its own forward FLOPs (torch's FlopCounterMode, counted on the meta
+    device at `image` px; a module's own: its count less its children's, which the counter adds to
+    their parents too)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,7 +43,7 @@ def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> list[float
     hooks = [mod.register_forward_hook(lambda *_, name=name: order.append(name)) for name, mod in modules.items()]
     try:
         with FlopCounterMode(display=False) as counter:
-            built.train()(torch.zeros(2, 3, image, image, device="meta"))
+            built.train()(torch.zeros(BATCH, 3, image, image, device="meta"))
     finally:
         for hook in hooks:
             hook.remove()
@@ -57,13 +61,14 @@ def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> list[float
         behind += own[name]
         done_after[name] = behind / whole
     owner_of = {id(p): name for name, mod in modules.items() for p in mod.parameters(recurse=False)}
-    return [done_after.get(owner_of.get(id(p)), 1.0) for p in params]
+    return [done_after.get(owner_of.get(id(p)), 1.0) for p in params], total("") / BATCH
 
 
 def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> dict[str, Any]:
     """{"buckets": payload bytes per bucket in issue order, "tensors": gradient tensors per step,
-    "done": per bucket, the share of backward's work done when its last gradient is ready, or None
-    where the model's forward does not run on the meta device (the profile then goes by bytes)}."""
+    "done": per bucket, the share of backward's work done when its last gradient is ready, "flops":
+    forward FLOPs per image at the profile's size; both None where the model's forward does not run
+    on the meta device (the profile then goes by bytes)}."""
     import torch.distributed as dist
 
     from commbench.models import MODELS, min_image_size
@@ -75,11 +80,12 @@ def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_ca
     indices, _ = dist._compute_bucket_assignment_by_size(ready_order, [cap], [False] * len(ready_order))
     variant = {k: v for k, v in kwargs.items() if k != "num_classes"}
     try:
-        done = backward_done(built, ready_order, max(PROFILE_IMAGE, min_image_size(model, **variant) if model in MODELS else 0))
+        done, flops = backward_done(built, ready_order, max(PROFILE_IMAGE, min_image_size(model, **variant) if model in MODELS else 0))
     except (RuntimeError, NotImplementedError, ValueError):  # an op without a meta kernel, an input too small
-        done = None
+        done, flops = None, None
     return {"buckets": [sum(ready_order[i].numel() * ready_order[i].element_size() for i in bucket) for bucket in indices],
-            "tensors": len(ready_order), "done": done and [max(done[i] for i in bucket) for bucket in indices]}
+            "tensors": len(ready_order), "done": done and [max(done[i] for i in bucket) for bucket in indices],
+            "flops": flops}
 
 
 def cached_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> dict[str, Any]:

@@ -11,7 +11,7 @@ MODULES = {
     "run": "run", "models": "models", "bench": "bench", "busbw": "busbw", "replay": "replay",
     "predict": "predict", "scaling": "scaling", "layers": "layers", "validate": "validate",
     "report": "report", "export": "export", "dashboard": "dashboard", "compare-compression": "compare_compression",
-    "check": "check",
+    "check": "check", "compare": "compare",
 }
 
 

@@ -110,3 +110,11 @@ def derive_overheads(layout: Layout) -> Overheads:
         loss += f["step_s"][2] - f["step_s"][1] - p["exposed_comm_s"] - straggler_cost(trace.compute_s, jitter, 2)
         span += interference_cost(trace.backward_s, min(trace.ready_s), 2, kappa=1.0)
     return Overheads(ddp_per_tensor_s=ddp, interference=loss / span, jitter=jitter)
+
+
+def device_rate(layout: Layout) -> float:
+    """FLOP/s one GPU of the defaults' source reached training (forward and backward: 3 x the forward
+    FLOPs per image), pooled over its models: sum(3 x FLOPs x batch) / sum(step without DDP)."""
+    [src] = [s for s in sources().values() if s.get("sets_defaults")]
+    work = sum(3 * layout(m)["flops"] * src["batch_per_gpu"] for m in src["models"])
+    return work / sum(f["no_ddp_s"] for f in src["models"].values())

@@ -1,0 +1,112 @@
+"""`commbench compare`: the question in one picture. Predicted E(N) and exposed comm per step for
+N = 1 .. 1024, AlexNet against SqueezeNet and the other models chosen, on one network (predict's
+timeline with what real clusters add), with the points measured on this machine's emulated links of
+that rate where records exist; one line that answers, a table, and two charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commbench.commands.common import emit, results_file
+from commbench.errors import fail
+from commbench.options import FORMAT, RESULTS, Command, Option, choice, positive_int
+from commbench.units import parse_bandwidth, parse_latency
+
+COMMAND = Command("compare", "Scaling efficiency E(N) and exposed comm per step against N = 1 .. 1024 for AlexNet, "
+                  "SqueezeNet and other models on one network, predicted, with this machine's measured points "
+                  "where records exist: one line that answers, a table, charts in results_dir/report/.",
+                  (Option("models", lambda text: text.split(","), ["alexnet", "squeezenet", "squeezenet1_1",
+                                                                    "mobilenet_v2", "resnet50", "vgg16"],
+                          "the models, comma-separated"),
+                   Option("nodes", positive_int, 64, "the N the answer line reads at"),
+                   Option("network.bandwidth", parse_bandwidth, 10e9, "each node's link rate"),
+                   Option("network.latency", parse_latency, 5e-6, "per-message latency"),
+                   Option("cluster.gpus_per_node", positive_int, 1, "ranks per node (their link: NVLink's 1200gbit)"),
+                   Option("compute", choice("flops", "trace"), "flops", "flops: each model's FLOPs at the rate a V100 "
+                          "reached in PyTorch's DDP benchmark; trace: this machine's nodes=1 traces"),
+                   Option("batch_size", positive_int, None, "per rank (default: 32 with compute=flops, the trace's)"),
+                   Option("backend", choice("nccl", "gloo"), None, "the collectives and their overheads' defaults "
+                          "(default: nccl with compute=flops, gloo with compute=trace: this machine's CPU)"),
+                   RESULTS, FORMAT),
+                  examples=("compare", "compare network.bandwidth=10gbit network.latency=5us",
+                            "compare network.bandwidth=100mbit network.latency=0 compute=trace batch_size=8"))
+CURVE = [2**k for k in range(11)]  # 1 .. 1024
+INTRA = "1200gbit"  # a V100's NVLink in all (NVIDIA's datasheet), as published_scaling.yaml prices it
+
+
+def curves(opts: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per model its predicted E and exposed comm at every N of CURVE, and what the inputs were."""
+    from commbench.comm.buckets import cached_layout
+    from commbench.commands.predict import at, model_inputs, overheads_for
+    from commbench.config import model_conf
+    from commbench.netmodel import Cluster, Network
+    from commbench.results.published import device_rate
+    from commbench.timeline import CHANNELS
+
+    inter = Network(opts["network.latency"], 8 / opts["network.bandwidth"])
+    cluster = Cluster(inter, Network.from_link(INTRA, "2us"), opts["cluster.gpus_per_node"])
+    rate = device_rate(cached_layout) if opts["compute"] == "flops" else None
+    batch = opts["batch_size"] or (32 if rate else None)
+    backend = opts["backend"] or ("nccl" if rate else "gloo")
+    base = {"compression": "none", "compute.scale": 1.0, "batch_size": batch, "backend": backend,
+            **{f"overhead.{t}": None for t in ("ddp_per_tensor_s", "interference", "jitter")}}
+    out, left_out = [], []
+    for model in opts["models"]:
+        compute_s = 3 * cached_layout(model, model_conf(model))["flops"] * batch / rate if rate else None
+        inputs = model_inputs(model, [] if rate else runs, {**base, "compute_s": compute_s})
+        trace = inputs["trace"]
+        if trace is None or not trace.compute_s:
+            left_out.append(model)
+            continue
+        priced = overheads_for(base, inputs)[0], inputs["tensors"]
+        by_n = {n: at(trace, n, cluster, CHANNELS[backend], *priced)["ring"] for n in CURVE + [opts["nodes"]]}
+        out.append({"model": model, "payload_bytes": sum(trace.buckets), "compute_s": trace.compute_s,
+                    "source": inputs["source"], "efficiency": {n: p["efficiency"] for n, p in by_n.items()},
+                    "exposed_comm_s": {n: p["exposed_comm_s"] for n, p in by_n.items()}})
+    inputs = {"bandwidth_bits_per_s": opts["network.bandwidth"], "latency_s": opts["network.latency"],
+              "gpus_per_node": opts["cluster.gpus_per_node"], "batch_size": batch, "compute": opts["compute"],
+              "backend": backend,
+              "device_flops": rate, "left_out": left_out}
+    return out, inputs
+
+
+def measured(runs: list[dict[str, Any]], replays: list[dict[str, Any]], bandwidth: float,
+             models: list[str]) -> list[dict[str, Any]]:
+    """E(N) measured on this machine's emulated links of this rate: trained runs and trace replays."""
+    from commbench.results import setup
+    from commbench.results.scaling import scaling_rows
+
+    def here(r: dict[str, Any]) -> bool:
+        return setup.value(r, "bandwidth_bits_per_s") == bandwidth and r["model"] in models
+
+    points = [{"model": r["model"], "nodes": r["nodes"], "efficiency": r["efficiency"], "how": "trained run"}
+              for r in scaling_rows(runs, replays) if here(r) and r["efficiency"] is not None and r["nodes"] > 1]
+    points += [{"model": r["model"], "nodes": r["nodes"], "efficiency": r["projected_efficiency"], "how": "trace replay"}
+               for r in replays if here(r) and r.get("mode") == "trace" and r.get("projected_efficiency")]
+    return points
+
+
+def main(argv: list[str]) -> None:
+    opts, _ = COMMAND.parse(argv)
+    from commbench.models import UnknownModelError, get_spec
+    from commbench.results.store import records_of
+    from commbench.sinks.comparison import answer, comparison_table, plot_comm, plot_efficiency
+
+    for model in opts["models"]:
+        try:
+            get_spec(model)
+        except UnknownModelError as exc:
+            fail(str(exc))
+    runs, replays = records_of(opts["results_dir"], "run"), records_of(opts["results_dir"], "replay")
+    rows, inputs = curves(opts, runs)
+    if not rows:
+        fail(f"no model to draw: compute=trace needs nodes=1 runs of {', '.join(opts['models'])} in "
+             f"{opts['results_dir']} (python -m commbench -m model=... nodes=1)")
+    points = measured(runs, replays, opts["network.bandwidth"], opts["models"])
+    out = results_file(opts["results_dir"], "report")
+    out.mkdir(parents=True, exist_ok=True)
+    charts = [plot_efficiency(rows, points, inputs, out / "compare_efficiency.png"),
+              plot_comm(rows, inputs, out / "compare_comm.png")]
+    result = {"answer": answer(rows, inputs, opts["nodes"]), "inputs": inputs, "models": rows,
+              "measured": points, "charts": [str(c) for c in charts]}
+    emit(result, opts["format"], lambda: comparison_table(result, opts["nodes"]))
