@@ -7,6 +7,7 @@ from typing import Any
 from commbench.framing import header_overhead, wire_overhead
 from commbench.results.store import base_record
 from commbench.comm.schemes import collective_of
+from commbench.split import median_step
 from commbench.stats import layer_bytes, per_step, ring_sent_bytes, summarize
 
 
@@ -24,6 +25,7 @@ def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> d
             "payload_bytes": [s["payload"] for s in rank0["steps"]],  # equal on every rank (summarize checks)
         },
         "trace": trace(ranks, plan.compression),
+        "step_timeline": median_step(ranks),
         **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"], summary["sent_bytes_per_step"],
                               plan.nodes),
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],

@@ -11,7 +11,7 @@ Across ranks, per step: the step is the slowest rank's; compute (forward + backw
 optimizer are the rank's with the most compute; exposed = step - compute - codec - optimizer, so the
 split adds up by construction and a slow rank's extra compute is imbalance, not communication.
 busy = the union of the collectives' [issue, done] and the buffer broadcasts; overlap = busy - exposed,
-within [0, busy].
+within [0, busy]. `events` keeps the clock points themselves, for the step's timeline (a Gantt chart).
 """
 
 from __future__ import annotations
@@ -81,7 +81,10 @@ def rank_split(backward_start: float, backward_end: float, end: float, buffers: 
     return {"step": end, "forward": forward, "backward": backward, "compute": forward + backward,
             "codec": codec, "buffer": buffer, "optimizer": optimizer,
             "wait": end - forward - backward - codec - optimizer, "busy": length(clip(busy, 0.0, end)),
-            "ready_offsets": [b[0] - backward_start for b in buckets]}
+            "ready_offsets": [b[0] - backward_start for b in buckets],
+            "events": {"backward_start": backward_start, "backward_end": backward_end, "end": end,
+                       "buckets": [list(b) for b in buckets], "collectives": [list(s) for s in spans],
+                       "buffers": [list(b) for b in buffers]}}
 
 
 STEP_FIELDS = ("step_time_s", "forward_time_s", "backward_time_s", "compute_time_s", "codec_time_s",
@@ -100,3 +103,12 @@ def step_split(ranks: Sequence[dict[str, Any]]) -> dict[str, float]:
             "optimizer_time_s": slowest["optimizer"],
             "imbalance_s": slowest["compute"] - min(r["compute"] for r in ranks),
             "comm_busy_s": busy, "overlap_s": min(busy, max(0.0, busy - exposed))}
+
+
+def median_step(ranks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The timed step whose time (its slowest rank's) is the median (of an even count, the lower of the
+    two middle ones: a step that happened), as every rank lived it: its index and per rank its events
+    (rank_split's clock points, seconds from that rank's step start)."""
+    steps = [max(at, key=lambda r: r["step"])["step"] for at in zip(*(r["steps"] for r in ranks))]
+    k = sorted(range(len(steps)), key=steps.__getitem__)[(len(steps) - 1) // 2]
+    return {"step": k, "step_s": steps[k], "ranks": [{"rank": r["rank"], **r["steps"][k]["events"]} for r in ranks]}

@@ -91,11 +91,18 @@ class Trace:
 
 def collective_ends(ready: Sequence[float], latency: Sequence[float], work: Sequence[float],
                     channels: int = 1) -> list[float]:
-    """When each collective ends. Collective i is admitted (in order) when it is ready and fewer than
-    `channels` run; it spends latency[i] on its own, then work[i] seconds of the link shared equally
-    with the others then in their bandwidth part. channels=1: end = max(ready, previous end) + cost."""
+    """When each collective ends (collective_spans)."""
+    return [end for _, end in collective_spans(ready, latency, work, channels)]
+
+
+def collective_spans(ready: Sequence[float], latency: Sequence[float], work: Sequence[float],
+                     channels: int = 1) -> list[tuple[float, float]]:
+    """When each collective starts and ends. Collective i is admitted (in order) when it is ready and
+    fewer than `channels` run; it spends latency[i] on its own, then work[i] seconds of the link shared
+    equally with the others then in their bandwidth part. channels=1: end = max(ready, previous end) + cost."""
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels!r}")
+    starts: list[float] = [math.nan] * len(ready)
     ends: list[float] = [math.nan] * len(ready)
     waiting = sorted(range(len(ready)), key=lambda i: (ready[i], i))
     running: dict[int, list[float]] = {}  # index -> [latency left, work left]
@@ -103,7 +110,7 @@ def collective_ends(ready: Sequence[float], latency: Sequence[float], work: Sequ
     while waiting or running:
         while waiting and len(running) < channels and ready[waiting[0]] <= t:
             i = waiting.pop(0)
-            running[i] = [latency[i], work[i]]
+            running[i], starts[i] = [latency[i], work[i]], t
         sharing = sum(1 for left in running.values() if left[0] <= 0)
         steps = [left[0] if left[0] > 0 else left[1] * sharing for left in running.values()]
         if waiting and len(running) < channels:
@@ -120,7 +127,7 @@ def collective_ends(ready: Sequence[float], latency: Sequence[float], work: Sequ
                 del running[i]
             elif left[0] <= 1e-15:
                 left[0] = 0.0
-    return ends
+    return list(zip(starts, ends))
 
 
 def simulate(trace: Trace, cost: Callable[[int], float], channels: int = 1) -> dict[str, float]:

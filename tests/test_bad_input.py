@@ -9,6 +9,9 @@ Three layers, cheapest first:
 - cli.plan_from on override strings (the CLI's own path: precheck, Hydra's override grammar,
   compose, make_plan), 100 examples since each compose costs ~0.1 s;
 plus a handful of real `python -m commbench ...` subprocesses, run two at a time.
+
+This is the check behind the refused input that launch/README.md lists ("An existing cluster, and bad
+input").
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """The command line without Ray: the zoo listing, one-line errors, and config discovery in a source
-checkout, an editable install and a regular install."""
+checkout, an editable install and a regular install.
+
+Errors are checked with Ray made unimportable (a `ray` package first on PYTHONPATH that fails on import),
+so each must come before Ray starts, and no record is written; `check` lists a sweep's cells without Ray and
+writes nothing; the zoo listing is cached, a second listing importing no torch; meta-device counts equal the
+real models'."""
 
 from __future__ import annotations
 

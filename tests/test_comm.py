@@ -1,5 +1,8 @@
 """Communication without training: the busbw sweep and the comm-only replay on real gloo ranks, and
-DDP's bucket layout computed for models not yet run."""
+DDP's bucket layout computed for models not yet run.
+
+DDP's layout computed without running equals the buckets the hook saw in a real AlexNet run, bucket for
+bucket; a back-to-back replay of ResNet-50's four buckets sends exactly its fp32 payload."""
 
 from __future__ import annotations
 

@@ -2,6 +2,12 @@
 analytic size; the schemes average gradients; compressed runs still train.
 
 Real gloo process groups (tests/ddp_harness.py), commbench's own worker loop.
+
+Each scheme's bytes against its analytic size on SqueezeNet and MobileNet v2 (and SqueezeNet with
+1 MB buckets); the hooks' averages against hand-averaged gradients on 3 ranks (top-k with ratio 1 exactly,
+int8 within its quantization step, fp16); bad compression parameters in one line; PowerSGD's warmup past its
+start. Marked slow (the default suite keeps to 15 minutes on 2 cores): `compare-compression` on Ray, with its
+table, the report's chart and the W&B summary's table.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Static checks need no Docker engine. `docker compose config` / `docker-compose c
 is installed. The end-to-end test (marker `docker`) is opt-in with COMMBENCH_DOCKER_E2E=1: it makes a
 base image with debootstrap, builds the commbench image on it, starts a head and one worker and runs a
 2-worker job against them (docker/README.md, "Tests").
+
+docker/README.md's driver command (the one `cluster=compose` command it shows) and its `--scale` are the
+ones checked here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The emulated cluster: namespaces, bridge, tc shaping, Ray nodes inside, wire bytes, teardown.
 
 Needs root with iproute2 (`ip`, `tc`); skipped otherwise. Whole-cluster runs are marked slow.
+
+Marked slow: a whole emulated run started with PATH=/usr/bin:/bin (what cron and systemd give) whose
+wire bytes match the ACK-inclusive expectation; busbw with the link's single-stream goodput; Ctrl-C tearing
+the cluster down; a node cut off mid-run and one cut off while the workers start, each failing the run in one
+line and tearing the cluster down. launch/README.md, "The emulated cluster", has what they measured.
 """
 
 from __future__ import annotations

@@ -1,5 +1,11 @@
 """Faults injected into real runs: a training worker killed mid-run, the driver interrupted mid-sweep.
 Each is bounded in time; none may hang, lose a finished record, or leave a Ray process behind.
+
+In the default suite: a worker killed mid-run (the run fails naming the rank), a worker killed in the
+middle cell of a sweep (that cell recorded as failed, the next on a fresh worker group, resume rerunning only
+it) and a sweep interrupted by SIGTERM (the finished cell recorded, the one in flight not, Ray gone). Marked
+slow: a killed worker restarted with failure.max_restarts=1, and the sweep interrupted by SIGINT (Ctrl-C).
+launch/README.md, "When things go wrong", has what the user sees and how long each takes.
 """
 
 from __future__ import annotations

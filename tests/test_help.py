@@ -1,5 +1,8 @@
 """--help for the tool and every subcommand, written from the declarations that parse the options;
-and one-line hints for mistyped keys, options of another group and unknown commands."""
+and one-line hints for mistyped keys, options of another group and unknown commands.
+
+The hints checked here are the examples in launch/README.md ("The command line: help and one-line
+errors")."""
 
 from __future__ import annotations
 

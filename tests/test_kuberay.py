@@ -5,6 +5,9 @@ No Kubernetes cluster: the manifests are validated offline against KubeRay's CRD
 (../shared/reference/kuberay/, ray-project/kuberay at feeaf72fa), beside the repository (CI lays shared/
 there); those tests skip without them. Broken copies of the manifests, mistakes a user could make, must
 fail the same checks.
+
+launch/kuberay/README.md's commands (the RayJob's entrypoint, the RayCluster's exec line, the pod that
+copies results out) are checked against the manifests.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ beside this clone).  A rounded figure such as "4.2M" is checked to the precision
 4.15M..4.25M.  Literals remain only where the reference has no figure (our own exact counts).
 Each model is built once (module cache); forward passes use tiny inputs, batch 2 (inception_v3:
 299 px, the least its auxiliary classifier takes in training).
+
+README.md's zoo table is these counts.
 """
 
 from __future__ import annotations

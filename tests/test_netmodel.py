@@ -1,4 +1,9 @@
-"""Alpha-beta model of all-reduce: link-spec parsing, per-algorithm costs, busbw and the alpha/beta fit."""
+"""Alpha-beta model of all-reduce: link-spec parsing, per-algorithm costs, busbw and the alpha/beta fit.
+
+Every all-reduce algorithm's cost by hand (the flat ring, in plain numbers on eight nodes; the
+hierarchical ring with eight ranks per node; the pipelined double binary tree; the sharded parameter server
+tying with the ring), busbw as nccl-tests defines it, and the 1/T-weighted fit recovering alpha and beta
+exactly and through noise."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """What real clusters add to the timeline (overheads.py), each term against a hand-computed case, and
-the predictor against the published measurements it carries (results/published_scaling.yaml)."""
+the predictor against the published measurements it carries (results/published_scaling.yaml).
+
+Each term by hand, backward's FLOP profile of a conv and a linear layer by hand, the three defaults
+recomputed from their published source, and the bar: the predictor within mean 2 / max 4 points of the
+published rows that set no default, the alpha-beta timeline alone more than 4 points off on average."""
 
 from __future__ import annotations
 

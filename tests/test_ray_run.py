@@ -1,6 +1,11 @@
 """Real Ray runs end to end: `python -m commbench ...` -> Ray Train -> record in runs.jsonl.
 
 Each test starts real Ray (embedded, or a separate "existing cluster" process) and real gloo workers.
+
+In the default suite: a run plus resume; a four-cell sweep on two worker groups (one per world size: the
+same worker processes in both models' cells, one line per phase in a pipe, resume reprinting what it skipped,
+no second W&B summary); an unreachable cluster in one line. Marked slow: an existing cluster started by
+another process, and the busbw -> replay -> validate -> scaling chain on Ray.
 """
 
 from __future__ import annotations

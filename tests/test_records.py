@@ -1,4 +1,7 @@
-"""runs.jsonl: whole-line atomic appends, concurrent writers, damaged lines skipped, resume hashes."""
+"""runs.jsonl: whole-line atomic appends, concurrent writers, damaged lines skipped, resume hashes.
+
+A truncated last line (a power loss) is skipped and reported on reading, and the next append starts on a
+fresh line: no earlier record is lost."""
 
 from __future__ import annotations
 

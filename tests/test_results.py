@@ -1,5 +1,9 @@
 """The results layer: every record of every kind in one DataFrame, exports read back, and joins that
-never combine records measured on different setups."""
+never combine records measured on different setups.
+
+Joins refused across setups: a loopback busbw fit never prices an emulated replay, a top-k or PowerSGD
+layout is never replayed as an all-reduce, a bucket layout of another cap is refused by name, and a
+baseline needs the same threads per worker."""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """The step split: hand-computed timelines for the arithmetic, then real gloo runs (2-3 ranks) where
 every timed step adds up, a rank slowed on purpose shows as imbalance, and top-k's selection lands
-in codec."""
+in codec.
+
+In the real runs every timed step of a 3-rank MobileNet v2 run adds up to float precision with
+0 <= overlap <= busy, and a rank whose forward is slowed by 80 ms (a model pre-hook that sleeps) shows as
+imbalance, not communication."""
 
 from __future__ import annotations
 
@@ -90,6 +94,13 @@ def test_every_timed_step_adds_up_on_three_ranks(tmp_path):
     assert [b["payload_bytes"] for b in trace["buckets"]] and len(trace["ranks"]) == 3
     offsets = trace["ranks"][0]["ready_offsets_s"]
     assert len(offsets) == len(trace["buckets"]) and offsets == sorted(offsets)
+    # the median step as every rank lived it: its clock points, its time the median of the steps'
+    timeline = record["step_timeline"]
+    assert timeline["step_s"] == sorted(per["step_time_s"])[2]  # of 6: the lower of the two middle ones
+    assert timeline["step_s"] == per["step_time_s"][timeline["step"]] and len(timeline["ranks"]) == 3
+    for r in timeline["ranks"]:
+        assert 0 < r["backward_start"] < r["backward_end"] <= r["end"] <= timeline["step_s"] + 1e-12
+        assert len(r["buckets"]) == len(trace["buckets"]) and len(r["collectives"]) >= len(trace["buckets"])
 
 
 def test_a_slowed_rank_is_imbalance_not_communication(tmp_path):
@@ -108,3 +119,14 @@ def test_topk_selection_lands_in_codec(tmp_path):
         assert per["compute_time_s"][i] + per["codec_time_s"][i] + per["exposed_comm_s"][i] + \
             per["optimizer_time_s"][i] == pytest.approx(step)
     assert percentile(per["codec_time_s"], 50) == topk["codec_time_s"]
+
+
+def test_the_median_step_is_the_slowest_ranks_median():
+    from commbench.split import median_step
+
+    def rank(r, times):
+        return {"rank": r, "steps": [{"step": t, "events": {"end": t, "who": r}} for t in times]}
+
+    # steps by their slowest rank: 0.3, 0.5, 0.2 -> the median is step 0 (0.3 s)
+    got = median_step([rank(0, [0.3, 0.1, 0.2]), rank(1, [0.1, 0.5, 0.1])])
+    assert got == {"step": 0, "step_s": 0.3, "ranks": [{"rank": 0, "end": 0.3, "who": 0}, {"rank": 1, "end": 0.1, "who": 1}]}

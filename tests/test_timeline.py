@@ -1,6 +1,11 @@
 """The step timeline: simulated (timeline.py) against hand-computed timelines, and replayed
 (comm/replay.py: compute as sleep, collectives at their ready offsets) against the same timelines,
-with a stand-in collective of known duration and on real gloo ranks."""
+with a stand-in collective of known duration and on real gloo ranks.
+
+By hand: one bucket hidden behind backward and one exposed; two channels sharing a link's bandwidth but
+not its latency; a non-power-of-two N; eight ranks per node. Also a trace read from a record and scaled,
+gloo's channels equal to torch's default worker threads, the replay on 3 real gloo ranks sending exactly
+the payload, and validation's pairing of prediction, replay and run on one setup, by hand."""
 
 from __future__ import annotations
 

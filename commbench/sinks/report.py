@@ -5,6 +5,7 @@ Efficiency and exposed communication come from scaling.scaling_rows; nothing is 
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from commbench.results.compression import compression_rows
 from commbench.results.store import records_of
 from commbench.results.validation import timeline_rows, validation_rows
 from commbench.results.scaling import headline_rows, scaling_rows
+from commbench.results.steps import step_spans
+from commbench.sinks.gantt import chrome_trace, plot_step
 from commbench.sinks.charts import (measured_nodes, plot_bytes_vs_params, plot_comm_time, plot_compression,
                                     plot_efficiency, plot_layers, plot_published_validation,
                                     plot_timeline_validation, series)
@@ -126,6 +129,25 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
     return "\n".join(lines) + "\n"
 
 
+def step_record(records: list[dict[str, Any]], model: str | None) -> dict[str, Any] | None:
+    """The run whose step the timeline shows: the newest with one at the largest N (of `model` if given)."""
+    timed = [r for r in records if r.get("step_timeline") and (model is None or r["model"] == model)]
+    return max(reversed(timed), key=lambda r: r["nodes"]) if timed else None
+
+
+def write_step(record: dict[str, Any], busbw_records: list[dict[str, Any]], out: Path) -> list[Path]:
+    """step_timeline.png (the Gantt chart) and step_timeline.trace.json (Chrome trace events) of its
+    median step, measured per rank beside predicted."""
+    spans, predicted = step_spans(record, busbw_records)
+    timeline = record["step_timeline"]
+    title = (f"{record['model']}, N={record['nodes']} ({setup.describe(record)}): step {timeline['step']}, "
+             f"{1e3 * timeline['step_s']:.1f} ms (the median), measured per rank; {predicted}")
+    meta = {"model": record["model"], "nodes": record["nodes"], "config_hash": record.get("config_hash"),
+            "step": timeline["step"], "prediction": predicted}
+    return [plot_step(spans, textwrap.fill(title, 110), out / "step_timeline.png"),
+            chrome_trace(spans, meta, out / "step_timeline.trace.json")]
+
+
 @dataclass
 class Results:
     """A results folder, read once: what the report and the sweep's W&B summary are made from."""
@@ -168,6 +190,9 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None,
         pngs.append(plot_timeline_validation(timelines, out / "timeline_validation.png"))
     if published:
         pngs.append(plot_published_validation(list(published), out / "published_validation.png"))
+    stepped = step_record(records, model_for_layers)
+    traces = write_step(stepped, records_of(results_dir, "busbw"), out) if stepped else []
+    pngs += traces[:1]
     md = out / "summary.md"
     md.write_text(summary(newest, rows, pngs, results.checked, compressed, timelines))
-    return pngs + [md]
+    return pngs + traces[1:] + [md]
