@@ -165,9 +165,10 @@ def test_validate_published_prints_the_answer_first_and_json_for_machines():
     rows = json.loads(out.stdout)
     assert {r["source"] for r in rows} == set(sources()) and all(r["cite"] for r in rows)
     table = subprocess.run([sys.executable, "-m", "commbench", "validate", "published"], cwd=REPO,
-                           capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "100"})
     assert table.returncode == 0, table.stderr
-    assert table.stdout.startswith("mean |ΔE| ")
+    first = table.stdout.splitlines()[0]
+    assert first.startswith("vs published E(N): mean |ΔE| ") and len(first) <= 100
 
 
 def test_predict_without_a_trace_or_compute_says_what_it_cannot_know(tmp_path):

@@ -138,3 +138,29 @@ def test_analysis_bad_input_is_one_line(tmp_path, args, message):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def commbench_table(*args):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}  # piped: 100 columns
+    out = subprocess.run([sys.executable, "-m", "commbench", *args], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    return lines
+
+
+def test_tables_fit_100_columns_and_answer_first(tmp_path):
+    lines = commbench_table("predict", "model=alexnet", "nodes=64", "network.bandwidth=10gbit",
+                            "network.latency=5us", "compute_s=0.05", f"results_dir={tmp_path}")
+    assert lines[0].startswith("alexnet at N=64 on 10 Gbit/s (ring): ") and "efficient" in lines[0]
+    for r in RUNS:
+        append_record(tmp_path / "runs.jsonl", r)
+    lines = commbench_table("scaling", f"results_dir={tmp_path}")
+    assert lines[0].startswith("measured E(4): alexnet 50% (")
+    append_record(tmp_path / "busbw.jsonl", {"kind": "busbw", "nodes": 2,
+                                             "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}})
+    append_record(tmp_path / "replay.jsonl", {"model": "squeezenet", "nodes": 2, "bucket_bytes": [1_000_000],
+                                              "payload_bytes": 1_000_000, "comm_time_s": 0.002})
+    lines = commbench_table("validate", f"results_dir={tmp_path}")
+    assert lines[0].startswith("comm-only replays against the busbw fit: ")

@@ -30,77 +30,89 @@ def replay_table(records: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _head(out: dict[str, Any]) -> str:
+SHORT = {"ring": "ring", "hierarchical_ring": "hier. ring", "double_binary_tree": "2-tree", "halving_doubling":
+         "halv.-doub.", "binomial_tree": "binomial", "ps": "ps", "ps_sharded": "ps sharded"}
+
+
+def predict_answer(out: dict[str, Any]) -> str:
+    """The one line that answers: the ring's efficiency and step at N, or its comm where compute is unknown."""
+    ring, net = out["at_nodes"]["ring"], out["network"]
+    where = f"{out['model']} at N={out['nodes']} on {net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s (ring)"
+    if ring["efficiency"] is None:
+        return f"{where}: {fmt_ms(ring['comm_s'])} of all-reduce per step; compute unknown: no E"
+    return (f"{where}: {ring['efficiency']:.1%} efficient, step {fmt_ms(ring['step_s'])} of which "
+            f"{fmt_ms(ring['exposed_comm_s'])} exposed comm")
+
+
+def _head(out: dict[str, Any]) -> list[str]:
+    """What the prediction stands on, a short line each."""
     net = out["network"]
     topology = "" if out["gpus_per_node"] == 1 else f"; {out['gpus_per_node']} ranks per node" + (
         f", intra-node {out['intra_network']['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s" if out["intra_network"] else "")
-    compute = (f"compute {fmt_ms(out['compute_s'])} per step" if out["compute_s"]
-               else "compute unknown (run nodes=1 or give compute_s=): comm only")
-    o, said = out["overheads"], out["overheads"]["source"]
-    head = (f"{out['model']}: {fmt_bytes(sum(out['buckets']))} in {len(out['buckets'])} bucket(s); {compute} "
-            f"({out['trace_source']}); network alpha {net['alpha_s'] * 1e6:.2f} us, "
-            f"{net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s ({net['source']}){topology}; {out['backend']}")
-    if not out["compute_s"]:
-        return head
-    return (f"{head}\nadded per step: DDP {o['ddp_per_tensor_s'] * 1e6:.1f} us x {o['tensors']} gradient tensors "
-            f"({said['ddp_per_tensor_s']}); backward {o['interference']:.1%} slower beside collectives "
-            f"({said['interference']}); stragglers, compute spread {o['jitter']:.2%} ({said['jitter']}); "
-            f"efficiency against {out['efficiency_baseline']}")
+    lines = [f"  gradients: {fmt_bytes(sum(out['buckets']))} in {len(out['buckets'])} bucket(s), {out['backend']}",
+             f"  network: alpha {net['alpha_s'] * 1e6:.2f} us, {net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s "
+             f"({net['source']}){topology}",
+             "  compute: " + (f"{fmt_ms(out['compute_s'])} per step" if out["compute_s"] else "unknown: comm only")
+             + f" ({out['trace_source']})"]
+    if out["compute_s"]:
+        o, said = out["overheads"], out["overheads"]["source"]
+        lines += [f"  added: DDP {o['ddp_per_tensor_s'] * 1e6:.1f} us x {o['tensors']} tensors ({said['ddp_per_tensor_s']}); "
+                  f"backward {o['interference']:.1%} slower beside collectives ({said['interference']}); "
+                  f"stragglers, spread {o['jitter']:.2%} ({said['jitter']})",
+                  f"  efficiency against {out['efficiency_baseline']}"]
+    return lines
 
 
 def predict_tables(out: dict[str, Any]) -> Group:
     algorithms = list(out["at_nodes"])
-    at = _table(f"predicted at N={out['nodes']}: the step simulated from the trace (overlap), and the no-overlap "
-                "bound (every collective after compute)",
-                [("algorithm", "left"), ("comm (sum)", "right"), ("exposed comm", "right"),
-                 ("DDP + interf. + straggler", "right"), ("step", "right"), ("efficiency", "right"),
-                 ("no-overlap step", "right"), ("no-overlap eff.", "right")])
+    at = _table(f"at N={out['nodes']}, per all-reduce algorithm (no-overlap bound: format=json)",
+                [("algorithm", "left"), ("comm (sum)", "right"), ("exposed", "right"),
+                 ("DDP+interf.+stragg.", "right"), ("step", "right"), ("E", "right")])
     for alg, p in out["at_nodes"].items():
         added = " + ".join(f"{1e3 * p[k]:.1f}" for k in ("ddp_s", "interference_s", "straggler_s")) + " ms"
         at.add_row(alg, fmt_ms(p["comm_s"]), _opt_ms(p["exposed_comm_s"]), added if p["step_s"] is not None else "-",
-                   _opt_ms(p["step_s"]), _pct(p["efficiency"]), _opt_ms(p["no_overlap_step_s"]),
-                   _pct(p["no_overlap_efficiency"]))
-    by_n = _table("step (efficiency) by N; comm only where compute is unknown", [("N", "right")] + [(a, "right") for a in algorithms])
+                   _opt_ms(p["step_s"]), _pct(p["efficiency"]))
+    known = out["compute_s"] is not None
+    by_n = _table("E(N) by N" if known else "comm per step by N (compute unknown)",
+                  [("N", "right")] + [(SHORT[a], "right") for a in algorithms])
     for row in out["by_nodes"]:
-        by_n.add_row(str(row["nodes"]), *(f"{fmt_ms(row[a]['step_s'] if row[a]['step_s'] is not None else row[a]['comm_s'])}"
-                                         f" ({_pct(row[a]['efficiency'])})" for a in algorithms))
-    rank = _table(f"which model's gradients cost least here? ranked by predicted ring comm at N={out['nodes']}; "
-                  "exposed comm and efficiency where a nodes=1 trace gives the compute",
-                  [("#", "right"), ("model", "left"), ("payload", "right"), ("buckets", "right"), ("comm / step", "right"),
-                   ("compute / step", "right"), ("exposed comm", "right"), ("efficiency", "right")])
+        by_n.add_row(str(row["nodes"]), *(_pct(row[a]["efficiency"]) if known else fmt_ms(row[a]["comm_s"])
+                                          for a in algorithms))
+    by_n.caption = "step times: format=json"
+    rank = _table(f"the zoo ranked by ring comm at N={out['nodes']}; E where a nodes=1 trace gives the compute",
+                  [("#", "right"), ("model", "left"), ("payload", "right"), ("buckets", "right"),
+                   ("comm / step", "right"), ("E", "right")])
     for i, r in enumerate(out["ranking"], start=1):
         rank.add_row(str(i), r["model"], fmt_bytes(r["payload_bytes"]), str(r["buckets"]), fmt_ms(r["comm_s"]),
-                     _opt_ms(r["compute_s"]), _opt_ms(r["exposed_comm_s"]), _pct(r["efficiency"]))
-    return Group(_head(out), at, by_n, rank)
+                     _pct(r["efficiency"]))
+    return Group(predict_answer(out), *_head(out), at, by_n, rank)
 
 
 def _err(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
-def error_summary(values: list[float | None]) -> str:
+def short_errors(values: list[float | None]) -> str:
+    """'1.5% (max 3.5%, 6)': mean |error|, max and how many."""
     got = [abs(v) for v in values if v is not None]
-    return f"mean |error| {sum(got) / len(got):.1%}, max {max(got):.1%} over {len(got)}" if got else "none"
+    return f"{sum(got) / len(got):.1%} (max {max(got):.1%}, {len(got)})" if got else "none"
 
 
 def validate_tables(rows: list[dict[str, Any]]) -> Group:
     parts = []
     timeline = [r for r in rows if r["comparison"] == "timeline"]
     if timeline:
-        table = _table("step time: predicted timeline (ring) vs trace replay (compute as sleep) vs trained run; "
-                       "exposed comm in brackets", [
+        table = _table("step time: predicted (ring) vs trace replay (compute as sleep) vs trained run", [
                            ("model", "left"), ("N", "right"), ("link", "left"), ("trace", "left"), ("predicted", "right"),
-                           ("replay", "right"), ("run", "right"), ("predict vs replay", "right"),
-                           ("replay vs run", "right"), ("network for prediction", "left")])
+                           ("replay", "right"), ("run", "right"), ("pred. vs replay", "right"),
+                           ("replay vs run", "right")])
         for r in timeline:
-            run = "-" if r["run_step_s"] is None else f"{fmt_ms(r['run_step_s'])} ({_opt_ms(r['run_exposed_s'])})"
-            table.add_row(r["model"], str(r["nodes"]), r["link"], r["trace"], f"{fmt_ms(r['predicted_step_s'])} "
-                          f"({fmt_ms(r['predicted_exposed_s'])})", f"{fmt_ms(r['replay_step_s'])} "
-                          f"({fmt_ms(r['replay_exposed_s'])})", run, _err(r["predict_vs_replay"]),
-                          _err(r["replay_vs_run"]), r["network"])
-        table.caption = (f"predict vs replay: {error_summary([r['predict_vs_replay'] for r in timeline])}; "
-                         f"replay vs run: {error_summary([r['replay_vs_run'] for r in timeline])}")
-        parts.append(table)
+            table.add_row(r["model"], str(r["nodes"]), r["link"].removeprefix("emulated "), r["trace"],
+                          fmt_ms(r["predicted_step_s"]), fmt_ms(r["replay_step_s"]), _opt_ms(r["run_step_s"]),
+                          _err(r["predict_vs_replay"]), _err(r["replay_vs_run"]))
+        table.caption = ("exposed comm and the network each prediction used: format=json")
+        parts += [f"step time, predict vs replay: {short_errors([r['predict_vs_replay'] for r in timeline])}; "
+                  f"replay vs run: {short_errors([r['replay_vs_run'] for r in timeline])}", table]
     comm = [r for r in rows if r["comparison"] == "comm_only"]
     if comm:
         table = _table("alpha-beta (busbw fit) vs measured comm-only replay, ring all-reduce",
@@ -109,8 +121,7 @@ def validate_tables(rows: list[dict[str, Any]]) -> Group:
         for r in comm:
             table.add_row(r["model"], str(r["nodes"]), fmt_bytes(r["payload_bytes"]), fmt_ms(r["measured_s"]),
                           fmt_ms(r["predicted_s"]), _err(r["error"]))
-        table.caption = error_summary([r["error"] for r in comm])
-        parts.append(table)
+        parts += [f"comm-only replays against the busbw fit: {short_errors([r['error'] for r in comm])}", table]
     return Group(*parts)
 
 
@@ -119,13 +130,12 @@ def published_summary(rows: list[dict[str, Any]]) -> str:
     from, and over those of sources no default was taken from."""
     from commbench.results.published import held_out
 
-    def line(kept: list[dict[str, Any]], what: str) -> str:
+    def figures(kept: list[dict[str, Any]]) -> str:
         got = [abs(r["delta_points"]) for r in kept]
-        return (f"mean |ΔE| {sum(got) / len(got):.1f} points, max {max(got):.1f}, over the {len(got)} {what}"
-                if got else f"no {what}")
+        return f"{sum(got) / len(got):.1f}, max {max(got):.1f} ({len(got)} rows)" if got else "none"
 
-    return (line(held_out(rows), "rows that set no default") + "; "
-            + line(held_out(rows, other_sources=True), "rows of other sources"))
+    return (f"vs published E(N): mean |ΔE| {figures(held_out(rows))} points; "
+            f"other sources: {figures(held_out(rows, other_sources=True))}")
 
 
 def published_table(rows: list[dict[str, Any]]) -> Group:
@@ -139,9 +149,10 @@ def published_table(rows: list[dict[str, Any]]) -> Group:
                         _pct(r["published_e"]), _pct(r["predicted_e"]), f"{r['delta_points']:+.1f}", terms + " ms")
         return out
 
-    checked = table("predicted vs published E(N) on real GPU clusters, the same defaults for every row "
-                    "(* sets the interference default)", [r for r in rows if r["checked"]])
-    checked.caption = "sources: commbench/results/published_scaling.yaml"
+    checked = table("predicted vs published E(N) on real GPU clusters, the same defaults for every row",
+                    [r for r in rows if r["checked"]])
+    checked.caption = ("* sets the interference default (the mean leaves it out, and the other sources leave out "
+                       "its source); sources: commbench/results/published_scaling.yaml")
     outside = [r for r in rows if not r["checked"]]
     parts = [published_summary(rows), checked]
     if outside:
