@@ -190,8 +190,10 @@ def test_the_report_command_draws_the_published_validation(tmp_path):
     out = subprocess.run([sys.executable, "-m", "commbench", "report", f"results_dir={tmp_path}"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    chart = tmp_path / "report" / "published_validation.png"
-    assert str(chart) in out.stdout.splitlines() and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("published_validation.png", "compare_efficiency.png", "compare_comm.png"):  # and the headline
+        chart = tmp_path / "report" / name
+        assert str(chart) in out.stdout.splitlines() and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stdout.splitlines()[-1].startswith("at N=64 on 10 Gbit/s, 5 us: squeezenet ")
 
 
 def test_a_traced_model_holds_ddps_cost_and_says_so():

@@ -86,17 +86,11 @@ def measured(runs: list[dict[str, Any]], replays: list[dict[str, Any]], bandwidt
     return points
 
 
-def main(argv: list[str]) -> None:
-    opts, _ = COMMAND.parse(argv)
-    from commbench.models import UnknownModelError, get_spec
+def draw(opts: dict[str, Any]) -> dict[str, Any]:
+    """The curves, the measured points and the two charts in results_dir/report/; the answer with them."""
     from commbench.results.store import records_of
-    from commbench.sinks.comparison import answer, comparison_table, plot_comm, plot_efficiency
+    from commbench.sinks.comparison import answer, plot_comm, plot_efficiency
 
-    for model in opts["models"]:
-        try:
-            get_spec(model)
-        except UnknownModelError as exc:
-            fail(str(exc))
     runs, replays = records_of(opts["results_dir"], "run"), records_of(opts["results_dir"], "replay")
     rows, inputs = curves(opts, runs)
     if not rows:
@@ -107,6 +101,19 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     charts = [plot_efficiency(rows, points, inputs, out / "compare_efficiency.png"),
               plot_comm(rows, inputs, out / "compare_comm.png")]
-    result = {"answer": answer(rows, inputs, opts["nodes"]), "inputs": inputs, "models": rows,
-              "measured": points, "charts": [str(c) for c in charts]}
+    return {"answer": answer(rows, inputs, opts["nodes"]), "inputs": inputs, "models": rows,
+            "measured": points, "charts": [str(c) for c in charts]}
+
+
+def main(argv: list[str]) -> None:
+    opts, _ = COMMAND.parse(argv)
+    from commbench.models import UnknownModelError, get_spec
+    from commbench.sinks.comparison import comparison_table
+
+    for model in opts["models"]:
+        try:
+            get_spec(model)
+        except UnknownModelError as exc:
+            fail(str(exc))
+    result = draw(opts)
     emit(result, opts["format"], lambda: comparison_table(result, opts["nodes"]))

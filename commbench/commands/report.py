@@ -6,7 +6,9 @@ from commbench.errors import fail
 from commbench.options import RESULTS, Command, Option
 
 COMMAND = Command("report", "Charts (PNG) and summary.md of a results folder, written to results_dir/report/, "
-                  "with the predictor against published measurements (published_validation.png).",
+                  "with the predictor against published measurements (published_validation.png), compare's "
+                  "headline charts at its defaults, and the step of the run at the largest N as a Gantt chart and "
+                  "a Chrome trace.",
                   (RESULTS, Option("model", str, None, "the model of the per-layer chart (default: most bytes)")),
                   examples=("report", "report results_dir=results model=alexnet"))
 
@@ -14,6 +16,7 @@ COMMAND = Command("report", "Charts (PNG) and summary.md of a results folder, wr
 def main(argv: list[str]) -> None:
     opts, _ = COMMAND.parse(argv)
     from commbench.comm.buckets import cached_layout
+    from commbench.commands import compare
     from commbench.commands.common import results_file
     from commbench.results.published import published_rows
     from commbench.sinks.report import load_results, write_report
@@ -23,5 +26,7 @@ def main(argv: list[str]) -> None:
         paths = write_report(folder, opts["model"], results, published_rows(cached_layout))
     except ValueError as exc:
         fail(str(exc))
-    for path in paths:
+    headline = compare.draw({**{o.name: o.default for o in compare.COMMAND.options}, "results_dir": opts["results_dir"]})
+    for path in [*paths, *headline["charts"]]:
         print(path)
+    print(headline["answer"] + " (compare's defaults: python -m commbench compare --help)")
