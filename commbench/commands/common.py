@@ -52,9 +52,9 @@ def emit(rows: Any, fmt: str, table: Callable[[], Any]) -> None:
     if fmt == "json":
         print(json.dumps(rows, indent=2, default=str))
         return
-    from commbench.sinks.console import console
+    from commbench.sinks.console import ANSWER_WIDTH, console
 
-    console.print(table())
+    console.print(table(), width=ANSWER_WIDTH)
 
 
 def results_file(results_dir: str, name: str) -> Path:

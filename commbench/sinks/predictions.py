@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import textwrap
+
 from rich.console import Group
 from rich.table import Table
 
@@ -30,6 +32,7 @@ def replay_table(records: list[dict[str, Any]]) -> Table:
     return table
 
 
+WIDTH = 100  # the terminal the tables are laid out for
 SHORT = {"ring": "ring", "hierarchical_ring": "hier. ring", "double_binary_tree": "2-tree", "halving_doubling":
          "halv.-doub.", "binomial_tree": "binomial", "ps": "ps", "ps_sharded": "ps sharded"}
 
@@ -45,7 +48,7 @@ def predict_answer(out: dict[str, Any]) -> str:
 
 
 def _head(out: dict[str, Any]) -> list[str]:
-    """What the prediction stands on, a short line each."""
+    """What the prediction stands on, a line each (wrapped here: the console never breaks a line)."""
     net = out["network"]
     topology = "" if out["gpus_per_node"] == 1 else f"; {out['gpus_per_node']} ranks per node" + (
         f", intra-node {out['intra_network']['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s" if out["intra_network"] else "")
@@ -60,7 +63,7 @@ def _head(out: dict[str, Any]) -> list[str]:
                   f"backward {o['interference']:.1%} slower beside collectives ({said['interference']}); "
                   f"stragglers, spread {o['jitter']:.2%} ({said['jitter']})",
                   f"  efficiency against {out['efficiency_baseline']}"]
-    return lines
+    return [textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in lines]
 
 
 def predict_tables(out: dict[str, Any]) -> Group:
