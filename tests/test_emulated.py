@@ -32,8 +32,20 @@ from tests.test_faults import start, wait_for_line
 from tests.wandb_files import runs as wandb_runs
 
 REPO = Path(__file__).resolve().parents[1]
-root = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/sbin/ip").exists() and not Path("/sbin/ip").exists(),
-                          reason="needs root and iproute2")
+
+
+def cannot_emulate() -> str | None:
+    """Why this machine cannot build an emulated cluster (root, ip, tc, ethtool: the preflight's own line)."""
+    from commbench.cluster.netns import ClusterError, preflight
+
+    try:
+        preflight()
+    except ClusterError as exc:
+        return str(exc)
+    return None
+
+
+root = pytest.mark.skipif(cannot_emulate() is not None, reason=str(cannot_emulate()))
 
 
 def namespaces() -> set[str]:
