@@ -130,18 +130,20 @@ def collective_spans(ready: Sequence[float], latency: Sequence[float], work: Seq
     return list(zip(starts, ends))
 
 
-def simulate(trace: Trace, cost: Callable[[int], float], channels: int = 1) -> dict[str, float]:
+def simulate(trace: Trace, cost: Callable[[int], float], channels: int = 1) -> dict[str, Any]:
     """The step of `trace` when a bucket of n bytes costs cost(n) seconds: step, exposed comm, busy
-    (from the first issue to the last end) and the no-overlap bound (every collective after compute)."""
+    (from the first issue to the last end), the no-overlap bound (every collective after compute), and
+    each collective's (start, end) from backward start."""
     latency = [cost(0) for _ in trace.buckets]
     work = [cost(n) - cost(0) for n in trace.buckets]
-    ends = collective_ends(trace.ready_s, latency, work, channels)
+    spans = collective_spans(trace.ready_s, latency, work, channels)
+    ends = [end for _, end in spans]
     compute_end = trace.backward_s + trace.codec_s
     exposed = max(0.0, max(ends, default=0.0) - compute_end)
     total = sum(cost(n) for n in trace.buckets)
     return {"step_s": trace.compute_s + exposed, "exposed_comm_s": exposed, "comm_s": total,
             "comm_busy_s": max(ends, default=0.0) - min(trace.ready_s, default=0.0),
-            "no_overlap_step_s": trace.compute_s + total}
+            "no_overlap_step_s": trace.compute_s + total, "spans": spans}
 
 
 def predict(trace: Trace, nodes: int, cluster: Cluster, channels: int = 1, overheads: Overheads = Overheads(),
@@ -157,6 +159,7 @@ def predict(trace: Trace, nodes: int, cluster: Cluster, channels: int = 1, overh
         sim = simulate(trace, lambda n, a=algorithm: allreduce_time(a, n, nodes, cluster), channels)
         step, bound = sim["step_s"] + beside + extra["interference_s"], sim["no_overlap_step_s"] + beside
         known = trace.compute_s > 0
+        sim.pop("spans")  # the collectives one by one: results/steps.py draws them from simulate
         out[algorithm] = {**sim, **extra, "step_s": step, "no_overlap_step_s": bound,
                           "efficiency": trace.compute_s / step if known else None,
                           "no_overlap_efficiency": trace.compute_s / bound if known else None}

@@ -55,11 +55,20 @@ def test_measured_points_come_from_records_of_the_same_link(tmp_path):
         append_record(tmp_path / "replay.jsonl", {**base, "kind": "replay", "mode": "trace", "nodes": 2,
                                                   "cluster_kind": "emulated", "bandwidth_bits_per_s": rate,
                                                   "projected_efficiency": e})
+    # trained runs on emulated 100 Mbit/s links: a nodes=1 baseline and N=2, E = 50 / (2 x 40)
+    emulated = {**base, "cluster_kind": "emulated", "bandwidth_bits_per_s": 100e6}
+    append_record(tmp_path / "runs.jsonl", {**emulated, "throughput": 40.0})
+    append_record(tmp_path / "runs.jsonl", {**emulated, "nodes": 2, "throughput": 50.0})
     out = commbench("compare", "models=squeezenet", "compute=trace", "network.bandwidth=100mbit",
                     "network.latency=0", f"results_dir={tmp_path}", "format=json")
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
-    assert got["measured"] == [{"model": "squeezenet", "nodes": 2, "efficiency": 0.2, "how": "trace replay"}]
+    assert got["measured"] == [{"model": "squeezenet", "nodes": 2, "efficiency": 50 / 80, "how": "trained run"},
+                               {"model": "squeezenet", "nodes": 2, "efficiency": 0.2, "how": "trace replay"}]
+    # with compute from FLOPs (a V100's) this machine's points compare with nothing drawn: none
+    flops = commbench("compare", "models=squeezenet", "network.bandwidth=100mbit", "network.latency=0",
+                      f"results_dir={tmp_path}", "format=json")
+    assert json.loads(flops.stdout)["measured"] == []
     assert got["inputs"]["backend"] == "gloo" and got["models"][0]["compute_s"] == pytest.approx(0.051)
     # a model without a nodes=1 trace is left out, and said so; none at all is one line and exit 2
     none = commbench("compare", "models=alexnet", "compute=trace", f"results_dir={tmp_path / 'empty'}")

@@ -1,6 +1,7 @@
 """The emulated cluster: namespaces, bridge, tc shaping, Ray nodes inside, wire bytes, teardown.
 
-Needs root with iproute2 (`ip`, `tc`); skipped otherwise. Whole-cluster runs are marked slow.
+Needs root, iproute2 (`ip`, `tc`) and ethtool; skipped otherwise, with the preflight's line naming
+what is missing. Whole-cluster runs are marked slow.
 
 Marked slow: a whole emulated run started with PATH=/usr/bin:/bin (what cron and systemd give) whose
 wire bytes match the ACK-inclusive expectation; busbw with the link's single-stream goodput; Ctrl-C tearing
@@ -11,6 +12,7 @@ line and tearing the cluster down. launch/README.md, "The emulated cluster", has
 from __future__ import annotations
 
 import json
+import functools
 import os
 import re
 import signal
@@ -34,6 +36,7 @@ from tests.wandb_files import runs as wandb_runs
 REPO = Path(__file__).resolve().parents[1]
 
 
+@functools.cache
 def cannot_emulate() -> str | None:
     """Why this machine cannot build an emulated cluster (root, ip, tc, ethtool: the preflight's own line)."""
     from commbench.cluster.netns import ClusterError, preflight

@@ -43,8 +43,8 @@ def curves(opts: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[
     from commbench.results.published import device_rate
     from commbench.timeline import CHANNELS
 
-    inter = Network(opts["network.latency"], 8 / opts["network.bandwidth"])
-    cluster = Cluster(inter, Network.from_link(INTRA, "2us"), opts["cluster.gpus_per_node"])
+    cluster = Cluster(Network.from_link(opts["network.bandwidth"], opts["network.latency"]),
+                      Network.from_link(INTRA, "2us"), opts["cluster.gpus_per_node"])
     rate = device_rate(cached_layout) if opts["compute"] == "flops" else None
     batch = opts["batch_size"] or (32 if rate else None)
     backend = opts["backend"] or ("nccl" if rate else "gloo")
@@ -52,14 +52,17 @@ def curves(opts: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[
             **{f"overhead.{t}": None for t in ("ddp_per_tensor_s", "interference", "jitter")}}
     out, left_out = [], []
     for model in opts["models"]:
-        compute_s = 3 * cached_layout(model, model_conf(model))["flops"] * batch / rate if rate else None
-        inputs = model_inputs(model, [] if rate else runs, {**base, "compute_s": compute_s})
+        flops = cached_layout(model, model_conf(model))["flops"] if rate else None
+        if rate and flops is None:
+            left_out.append(f"{model} (its FLOPs could not be counted on the meta device)")
+            continue
+        inputs = model_inputs(model, [] if rate else runs, {**base, "compute_s": 3 * flops * batch / rate if rate else None})
         trace = inputs["trace"]
         if trace is None or not trace.compute_s:
-            left_out.append(model)
+            left_out.append(f"{model} (no nodes=1 trace)")
             continue
         priced = overheads_for(base, inputs)[0], inputs["tensors"]
-        by_n = {n: at(trace, n, cluster, CHANNELS[backend], *priced)["ring"] for n in CURVE + [opts["nodes"]]}
+        by_n = {n: at(trace, n, cluster, CHANNELS[backend], *priced)["ring"] for n in sorted({*CURVE, opts["nodes"]})}
         out.append({"model": model, "payload_bytes": sum(trace.buckets), "compute_s": trace.compute_s,
                     "source": inputs["source"], "efficiency": {n: p["efficiency"] for n, p in by_n.items()},
                     "exposed_comm_s": {n: p["exposed_comm_s"] for n, p in by_n.items()}})
@@ -70,19 +73,29 @@ def curves(opts: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[
     return out, inputs
 
 
-def measured(runs: list[dict[str, Any]], replays: list[dict[str, Any]], bandwidth: float,
+def measured(runs: list[dict[str, Any]], replays: list[dict[str, Any]], opts: dict[str, Any],
              models: list[str]) -> list[dict[str, Any]]:
-    """E(N) measured on this machine's emulated links of this rate: trained runs and trace replays."""
+    """E(N) measured on this machine's emulated links of this rate and latency, uncompressed, its own
+    compute (trained runs over a network, not CPU-bound; trace replays at their trace's speed): only
+    beside curves drawn from this machine's traces (compute=trace), the only ones they compare with."""
     from commbench.results import setup
     from commbench.results.scaling import scaling_rows
+    from commbench.results.validation import is_trace_replay
+
+    if opts["compute"] != "trace":
+        return []
 
     def here(r: dict[str, Any]) -> bool:
-        return setup.value(r, "bandwidth_bits_per_s") == bandwidth and r["model"] in models
+        return (r["model"] in models and setup.value(r, "bandwidth_bits_per_s") == opts["network.bandwidth"]
+                and (setup.value(r, "latency_s") or 0.0) == opts["network.latency"]
+                and setup.value(r, "compression") == "none")
 
+    mine = [r for r in runs if here(r)]
     points = [{"model": r["model"], "nodes": r["nodes"], "efficiency": r["efficiency"], "how": "trained run"}
-              for r in scaling_rows(runs, replays) if here(r) and r["efficiency"] is not None and r["nodes"] > 1]
+              for r in scaling_rows(mine) if r["nodes"] > 1 and r["efficiency"] is not None and r["network_measured"]]
     points += [{"model": r["model"], "nodes": r["nodes"], "efficiency": r["projected_efficiency"], "how": "trace replay"}
-               for r in replays if here(r) and r.get("mode") == "trace" and r.get("projected_efficiency")]
+               for r in replays if here(r) and is_trace_replay(r) and r.get("projected_efficiency")
+               and (r.get("compute_scale") or 1.0) == 1.0 and not r.get("compute_step_s")]
     return points
 
 
@@ -96,7 +109,7 @@ def draw(opts: dict[str, Any]) -> dict[str, Any]:
     if not rows:
         fail(f"no model to draw: compute=trace needs nodes=1 runs of {', '.join(opts['models'])} in "
              f"{opts['results_dir']} (python -m commbench -m model=... nodes=1)")
-    points = measured(runs, replays, opts["network.bandwidth"], opts["models"])
+    points = measured(runs, replays, opts, [r["model"] for r in rows])
     out = results_file(opts["results_dir"], "report")
     out.mkdir(parents=True, exist_ok=True)
     charts = [plot_efficiency(rows, points, inputs, out / "compare_efficiency.png"),

@@ -66,12 +66,27 @@ def full_run(runs: list[dict[str, Any]], replay: dict[str, Any], trace: dict[str
     return same[-1] if same else None
 
 
+def slowest_trace(run: dict[str, Any]):
+    """The trace of the run's rank with the most compute: it sets the step, as in the run's split and
+    a replay's E(N)."""
+    from commbench.timeline import Trace
+
+    return max((Trace.of_record(run, i) for i in range(len(run["trace"]["ranks"]))), key=lambda t: t.compute_s)
+
+
+def channels_of(record: dict[str, Any]) -> int:
+    """Collectives at once on the record's backend: NCCL's one stream on a GPU, gloo's threads on CPU."""
+    from commbench.timeline import CHANNELS
+
+    return CHANNELS["nccl" if record.get("use_gpu") else "gloo"]
+
+
 def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, Any]],
                   busbw_records: Iterable[dict[str, Any]],
                   link: Callable[[dict[str, Any]], tuple[Network, str] | None] = link_network) -> list[dict[str, Any]]:
     """One row per trace replay (the newest per model, N, network and compute scale). The prediction
     uses the busbw fit over the replay's network where there is one, else `link(replay)`."""
-    from commbench.timeline import CHANNELS, Trace, predict
+    from commbench.timeline import predict
 
     runs, busbw_records = list(runs), list(busbw_records)
     by_hash = {r.get("config_hash"): r for r in runs if r.get("trace")}
@@ -85,12 +100,10 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
         net = fit_network(fits_like(busbw_records, r), nodes) or link(r)
         if trace_run is None or net is None:
             continue
-        # the rank with the most compute sets the step, as in the run's split and the replay's E(N)
-        trace = max((Trace.of_record(trace_run, i) for i in range(len(trace_run["trace"]["ranks"]))),
-                    key=lambda t: t.compute_s)
+        trace = slowest_trace(trace_run)
         trace = trace.to_step(r["compute_step_s"]) if r.get("compute_step_s") else trace
         trace = trace.scaled(r.get("compute_scale") or 1.0)
-        ring = predict(trace, nodes, net[0], CHANNELS["nccl" if r.get("use_gpu") else "gloo"])["ring"]
+        ring = predict(trace, nodes, net[0], channels_of(r))["ring"]
         unscaled = (r.get("compute_scale") or 1.0) == 1.0 and not r.get("compute_step_s")
         run = full_run(runs, r, trace_run) if unscaled else None
         traced_at = r.get("trace_nodes", 1)  # a trained run's trace (replay trace=run: at this N)

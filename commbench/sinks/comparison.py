@@ -13,7 +13,8 @@ from commbench.sinks.charts import legend, plain_log, plt, save, spread
 from commbench.sinks.console import _pct, _table, fmt_bytes, fmt_ms
 from commbench.sinks.link import fmt_rate
 
-BOUND = 0.5  # below this E(N) a step spends more time on the network than computing: network-bound
+BOUND = 0.5  # below this E(N) a step waits longer than it computes
+CURVE_END = 1024
 
 
 def network(inputs: dict[str, Any]) -> str:
@@ -39,9 +40,11 @@ def caveat(inputs: dict[str, Any]) -> str:
 
 
 def regime(row: dict[str, Any]) -> str:
-    """'network-bound from N=16' or 'compute-bound to N=1024'."""
-    bound = [n for n, e in sorted(row["efficiency"].items()) if e < BOUND]
-    return f"network-bound from N={bound[0]}" if bound else f"compute-bound to N={max(row['efficiency'])}"
+    """'E below 50% from N=16' or 'E >= 50% through N=1024': where a step starts waiting longer than it
+    computes (the network, and the terms real clusters add)."""
+    curve = {n: e for n, e in row["efficiency"].items() if n <= CURVE_END}
+    below = [n for n, e in sorted(curve.items()) if e < BOUND]
+    return f"E below 50% from N={below[0]}" if below else f"E ≥ 50% through N={max(curve)}"
 
 
 def answer(rows: list[dict[str, Any]], inputs: dict[str, Any], nodes: int) -> str:
@@ -65,8 +68,9 @@ def comparison_table(result: dict[str, Any], nodes: int) -> Group:
                       fmt_ms(r["exposed_comm_s"][nodes]), regime(r))
     notes = [compute_words(inputs) + f"; DDP, interference and stragglers: {inputs['backend']} defaults"]
     if inputs["left_out"]:
-        notes.append(f"left out (no nodes=1 trace): {', '.join(inputs['left_out'])}")
-    notes.append(f"{len(result['measured'])} measured point(s); charts: " + ", ".join(result["charts"]))
+        notes.append(f"left out: {', '.join(inputs['left_out'])}")
+    notes.append((f"{len(result['measured'])} measured point(s)" if inputs["compute"] == "trace" else
+                  "measured points: with compute=trace (this machine's compute)") + "; charts: " + ", ".join(result["charts"]))
     table.caption = "\n".join(notes)
     return Group(result["answer"], table)
 
@@ -94,7 +98,7 @@ def plot_efficiency(rows: list[dict[str, Any]], points: list[dict[str, Any]], in
     fig, ax = plt.subplots(figsize=(9, 5.5))
     colors = {}
     for r in rows:
-        ns = sorted(r["efficiency"])
+        ns = [n for n in sorted(r["efficiency"]) if n <= CURVE_END]
         line, = ax.plot(ns, [100 * r["efficiency"][n] for n in ns], linewidth=1.6)
         colors[r["model"]] = line.get_color()
     for how, marker in (("trained run", "o"), ("trace replay", "^")):
@@ -128,7 +132,7 @@ def plot_comm(rows: list[dict[str, Any]], inputs: dict[str, Any], path: Path) ->
     fig, ax = plt.subplots(figsize=(9, 5.5))
     colors, ends = [], []
     for r in rows:
-        ns = [n for n in sorted(r["exposed_comm_s"]) if r["exposed_comm_s"][n] > 0]  # N=1 waits for nothing
+        ns = [n for n in sorted(r["exposed_comm_s"]) if r["exposed_comm_s"][n] > 0 and n <= CURVE_END]  # N=1: none
         line, = ax.plot(ns, [1e3 * r["exposed_comm_s"][n] for n in ns], linewidth=1.6)
         colors.append(line.get_color())
         ends.append(1e3 * r["exposed_comm_s"][1024])
@@ -141,5 +145,6 @@ def plot_comm(rows: list[dict[str, Any]], inputs: dict[str, Any], path: Path) ->
                     fontsize=8, color=color, va="center", arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5})
     _curve_axes(ax, inputs, "exposed communication per step (ms)")
     ax.set_xlim(1, 1024 * 1.2)
-    _titles(fig, f"Predicted exposed communication per step on {network(inputs)} links", inputs)
+    _titles(fig, f"Predicted exposed communication per step on {network(inputs)} links"
+            + (f", {inputs['gpus_per_node']} GPUs per node" if inputs["gpus_per_node"] > 1 else ""), inputs)
     return save(fig, path)

@@ -13,9 +13,10 @@ from commbench.sinks.link import goodput_notes, link_rows
 from commbench.stats import largest_first
 
 # Rich falls back to 80 columns when piped: a run's lines get 160, so that a log keeps each whole, and
-# the analysis commands' answers 100 (ANSWER_WIDTH), what their tables are laid out for, unless COLUMNS says.
+# the analysis commands' answers ANSWER_COLUMNS, what their tables are laid out for, or COLUMNS.
 console = Console(width=None if sys.stdout.isatty() else 160)
-ANSWER_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
+ANSWER_COLUMNS = 100
+ANSWER_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or ANSWER_COLUMNS)
 MB = 1e6
 
 

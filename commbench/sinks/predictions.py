@@ -10,7 +10,8 @@ from rich.console import Group
 from rich.table import Table
 
 from commbench.results.setup import describe
-from commbench.sinks.console import _opt_ms, _pct, _table, fmt_bytes, fmt_ms
+from commbench.sinks.console import ANSWER_COLUMNS, _opt_ms, _pct, _table, fmt_bytes, fmt_ms
+from commbench.sinks.link import fmt_rate
 
 
 def replay_table(records: list[dict[str, Any]]) -> Table:
@@ -32,7 +33,6 @@ def replay_table(records: list[dict[str, Any]]) -> Table:
     return table
 
 
-WIDTH = 100  # the terminal the tables are laid out for
 SHORT = {"ring": "ring", "hierarchical_ring": "hier. ring", "double_binary_tree": "2-tree", "halving_doubling":
          "halv.-doub.", "binomial_tree": "binomial", "ps": "ps", "ps_sharded": "ps sharded"}
 
@@ -40,7 +40,7 @@ SHORT = {"ring": "ring", "hierarchical_ring": "hier. ring", "double_binary_tree"
 def predict_answer(out: dict[str, Any]) -> str:
     """The one line that answers: the ring's efficiency and step at N, or its comm where compute is unknown."""
     ring, net = out["at_nodes"]["ring"], out["network"]
-    where = f"{out['model']} at N={out['nodes']} on {net['bandwidth_bits_per_s'] / 1e9:.3g} Gbit/s (ring)"
+    where = f"{out['model']} at N={out['nodes']} on {fmt_rate(net['bandwidth_bits_per_s'])} (ring)"
     if ring["efficiency"] is None:
         return f"{where}: {fmt_ms(ring['comm_s'])} of all-reduce per step; compute unknown: no E"
     return (f"{where}: {ring['efficiency']:.1%} efficient, step {fmt_ms(ring['step_s'])} of which "
@@ -63,7 +63,7 @@ def _head(out: dict[str, Any]) -> list[str]:
                   f"backward {o['interference']:.1%} slower beside collectives ({said['interference']}); "
                   f"stragglers, spread {o['jitter']:.2%} ({said['jitter']})",
                   f"  efficiency against {out['efficiency_baseline']}"]
-    return [textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in lines]
+    return [textwrap.fill(line, ANSWER_COLUMNS, subsequent_indent="    ") for line in lines]
 
 
 def predict_tables(out: dict[str, Any]) -> Group:
@@ -133,12 +133,13 @@ def published_summary(rows: list[dict[str, Any]]) -> str:
     from, and over those of sources no default was taken from."""
     from commbench.results.published import held_out
 
-    def figures(kept: list[dict[str, Any]]) -> str:
+    def figures(kept: list[dict[str, Any]], unit: str = "", rows: str = "") -> str:
         got = [abs(r["delta_points"]) for r in kept]
-        return f"{sum(got) / len(got):.1f}, max {max(got):.1f} ({len(got)} rows)" if got else "none"
+        return f"{sum(got) / len(got):.1f}{unit}, max {max(got):.1f} ({len(got)}{rows})" if got else "none"
 
-    return (f"vs published E(N): mean |ΔE| {figures(held_out(rows))} points; "
-            f"other sources: {figures(held_out(rows, other_sources=True))}")
+    # independent: rows of sources other than the one the defaults came from
+    return (f"vs published E(N): mean |ΔE| {figures(held_out(rows), ' points', ' rows')}; "
+            f"independent sources: {figures(held_out(rows, other_sources=True))}")
 
 
 def published_table(rows: list[dict[str, Any]]) -> Group:

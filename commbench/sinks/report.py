@@ -130,9 +130,13 @@ def summary(newest: dict[str, dict[str, Any]], rows: list[dict[str, Any]], pngs:
 
 
 def step_record(records: list[dict[str, Any]], model: str | None) -> dict[str, Any] | None:
-    """The run whose step the timeline shows: the newest with one at the largest N (of `model` if given)."""
+    """The run whose step the timeline shows (of `model` if given): one that crossed a network and was
+    not CPU-bound where there is one (it has a prediction to show beside it), then the largest N, then
+    the newest."""
+    from commbench.results.scaling import cpu_bound, network_measured
+
     timed = [r for r in records if r.get("step_timeline") and (model is None or r["model"] == model)]
-    return max(reversed(timed), key=lambda r: r["nodes"]) if timed else None
+    return max(reversed(timed), key=lambda r: (network_measured(r) and not cpu_bound(r), r["nodes"])) if timed else None
 
 
 def write_step(record: dict[str, Any], busbw_records: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -140,8 +144,8 @@ def write_step(record: dict[str, Any], busbw_records: list[dict[str, Any]], out:
     median step, measured per rank beside predicted."""
     spans, predicted = step_spans(record, busbw_records)
     timeline = record["step_timeline"]
-    title = (f"{record['model']}, N={record['nodes']} ({setup.describe(record)}): step {timeline['step']}, "
-             f"{1e3 * timeline['step_s']:.1f} ms (the median), measured per rank; {predicted}")
+    title = (f"{record['model']}, N={record['nodes']} ({setup.describe(record)}): timed step {timeline['step'] + 1} "
+             f"of {record['steps']}, {1e3 * timeline['step_s']:.1f} ms (the median), measured per rank; {predicted}")
     meta = {"model": record["model"], "nodes": record["nodes"], "config_hash": record.get("config_hash"),
             "step": timeline["step"], "prediction": predicted}
     return [plot_step(spans, textwrap.fill(title, 110), out / "step_timeline.png"),
