@@ -92,13 +92,19 @@ def published_rows(layout: Layout, overheads: Overheads = NCCL) -> list[dict[str
     return rows
 
 
+def defaults_source() -> dict[str, Any]:
+    """The one source marked sets_defaults: the published measurement the defaults come from."""
+    [src] = [s for s in sources().values() if s.get("sets_defaults")]
+    return src
+
+
 def derive_overheads(layout: Layout) -> Overheads:
     """The defaults from the source marked sets_defaults, pooled over its models:
     ddp_per_tensor_s = sum(t1 DDP - t1 no DDP) / sum(tensors);
     jitter = sum(p95 - p50) / 1.645 / sum(p50), one GPU without DDP;
     interference = sum(t2 - t1 DDP - exposed comm(2) - straggler(2)) / sum(backward - first ready),
     the 2-GPU step over NVLink less what the timeline and stragglers already price."""
-    [src] = [s for s in sources().values() if s.get("sets_defaults")]
+    src = defaults_source()
     models = src["models"].items()
     tensors = {m: layout(m)["tensors"] for m, _ in models}
     ddp = sum(f["step_s"][1] - f["no_ddp_s"] for _, f in models) / sum(tensors.values())
@@ -115,6 +121,6 @@ def derive_overheads(layout: Layout) -> Overheads:
 def device_rate(layout: Layout) -> float:
     """FLOP/s one GPU of the defaults' source reached training (forward and backward: 3 x the forward
     FLOPs per image), pooled over its models: sum(3 x FLOPs x batch) / sum(step without DDP)."""
-    [src] = [s for s in sources().values() if s.get("sets_defaults")]
+    src = defaults_source()
     work = sum(3 * layout(m)["flops"] * src["batch_per_gpu"] for m in src["models"])
     return work / sum(f["no_ddp_s"] for f in src["models"].values())
