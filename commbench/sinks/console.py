@@ -88,14 +88,16 @@ def print_run(record: dict[str, Any], where: str) -> None:
 
 
 def models_table(rows: Iterable[dict[str, Any]]) -> Table:
+    """A model a row, its variant under its name; 1000 classes unless said (the rest: format=json)."""
     table = Table(title="commbench model zoo")
-    for col, justify in (("model", "left"), ("params", "right"), ("fp32 grad MB/step", "right"),
-                         ("classes", "right"), ("min image", "right"), ("variant", "left"), ("source", "left")):
-        table.add_column(col, justify=justify, no_wrap=col in ("model", "variant"))
+    for col, justify in (("model (variant)", "left"), ("params", "right"), ("fp32 MB/step", "right"),
+                         ("min image", "right"), ("source", "left")):
+        table.add_column(col, justify=justify, no_wrap=col != "source")
     for row in rows:
         variant = " ".join(f"{k}={v}" for k, v in row["variant"].items())
-        table.add_row(row["model"], f"{row['params']:,}", f"{row['grad_bytes_per_step'] / MB:.2f}",
-                      str(row["num_classes"]), f"{row['min_image_size']} px", variant, row["source"])
+        classes = "" if row["num_classes"] == 1000 else f" ({row['num_classes']} classes)"
+        table.add_row(row["model"] + classes + (f"\n  {variant}" if variant else ""), f"{row['params']:,}",
+                      f"{row['grad_bytes_per_step'] / MB:.2f}", f"{row['min_image_size']} px", row["source"])
     return table
 
 
