@@ -85,11 +85,14 @@ def _curve_axes(ax, inputs: dict[str, Any], ylabel: str) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _end_labels(ax, rows: list[dict[str, Any]], ys: list[float], colors: list[str], gap: float, text) -> None:
-    """Each line's label at its right end, spread so that no two overlap."""
-    for row, y, color in zip(rows, spread(ys, gap), colors):
-        ax.annotate(text(row), (1024, ys[rows.index(row)]), xytext=(1024 * 1.25, y), fontsize=8, color=color,
-                    va="center", arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5})
+def _end_labels(ax, rows: list[dict[str, Any]], ys: list[float], colors: list[str], gap: float, text,
+                log: bool = False) -> None:
+    """Each line's label at its right end, spread so that no two overlap: `gap` apart in the axis's own
+    units (decades where `log`)."""
+    at = [math.log10(y) for y in ys] if log else ys
+    for row, y, label_y, color in zip(rows, ys, spread(at, gap), colors):
+        ax.annotate(text(row), (CURVE_END, y), xytext=(CURVE_END * 1.25, 10 ** label_y if log else label_y), fontsize=8,
+                    color=color, va="center", arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5})
 
 
 def plot_efficiency(rows: list[dict[str, Any]], points: list[dict[str, Any]], inputs: dict[str, Any],
@@ -109,7 +112,7 @@ def plot_efficiency(rows: list[dict[str, Any]], points: list[dict[str, Any]], in
             ax.scatter([], [], marker=marker, color="0.4", label=f"measured here: {how} ({len(mine)})")
     ax.axhline(100 * BOUND, color="0.6", linewidth=0.8, linestyle=":",
                label="E = 50%: below it a step waits longer than it computes")
-    _end_labels(ax, rows, [100 * r["efficiency"][1024] for r in rows], [colors[r["model"]] for r in rows], 4.5,
+    _end_labels(ax, rows, [100 * r["efficiency"][CURVE_END] for r in rows], [colors[r["model"]] for r in rows], 4.5,
                 lambda r: f"{r['model']}: {regime(r)}")
     _curve_axes(ax, inputs, "scaling efficiency E(N)")
     ax.set_xlim(1, 1024 * 1.2)
@@ -135,14 +138,12 @@ def plot_comm(rows: list[dict[str, Any]], inputs: dict[str, Any], path: Path) ->
         ns = [n for n in sorted(r["exposed_comm_s"]) if r["exposed_comm_s"][n] > 0 and n <= CURVE_END]  # N=1: none
         line, = ax.plot(ns, [1e3 * r["exposed_comm_s"][n] for n in ns], linewidth=1.6)
         colors.append(line.get_color())
-        ends.append(1e3 * r["exposed_comm_s"][1024])
+        ends.append(1e3 * r["exposed_comm_s"][CURVE_END])
     ax.set_yscale("log")
     plain_log(ax.yaxis)
     lo, hi = ax.get_ylim()
-    logs = spread([math.log10(e) for e in ends], 0.045 * (math.log10(hi) - math.log10(lo)))
-    for r, e, y, color in zip(rows, ends, logs, colors):
-        ax.annotate(f"{r['model']} ({fmt_bytes(r['payload_bytes'])}/step)", (1024, e), xytext=(1024 * 1.25, 10 ** y),
-                    fontsize=8, color=color, va="center", arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5})
+    _end_labels(ax, rows, ends, colors, 0.045 * (math.log10(hi) - math.log10(lo)),
+                lambda r: f"{r['model']} ({fmt_bytes(r['payload_bytes'])}/step)", log=True)
     _curve_axes(ax, inputs, "exposed communication per step (ms)")
     ax.set_xlim(1, 1024 * 1.2)
     _titles(fig, f"Predicted exposed communication per step on {network(inputs)} links"
