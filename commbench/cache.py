@@ -1,4 +1,4 @@
-"""Figures that are pure functions of the installed torch and torchvision, the zoo's code and its
+"""Figures that are pure functions of the installed torch, torchvision and timm, the zoo's code and its
 configs (parameter counts, bucket layouts), kept on disk under a key of exactly those: a second read
 imports no torch."""
 
@@ -18,12 +18,12 @@ LAYOUT_CODE = Path(__file__).resolve().parent / "comm" / "buckets.py"
 
 @functools.cache
 def cache_key() -> str:
-    """What the figures depend on: torch and torchvision versions, the zoo's code and conf/model/, and
+    """What the figures depend on: torch, torchvision and timm versions, the zoo's code and conf/model/, and
     the code that lays out DDP's buckets and profiles backward."""
     from commbench.config import config_files
 
     digest = hashlib.sha256()
-    for package in ("torch", "torchvision"):
+    for package in ("torch", "torchvision", "timm"):
         digest.update(f"{package}={metadata.version(package)};".encode())
     for path in [*sorted(MODELS_DIR.glob("*.py")), LAYOUT_CODE]:
         digest.update(path.name.encode() + path.read_bytes())

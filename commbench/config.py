@@ -33,14 +33,21 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
     from omegaconf import OmegaConf
+    from hydra.errors import ConfigCompositionException
 
+    from commbench.settings import register
+
+    register()
     path = config_path()
     if path.startswith("pkg://"):
         init = initialize_config_module(config_module=path.removeprefix("pkg://"), version_base="1.3")
     else:
         init = initialize_config_dir(config_dir=path, version_base="1.3")
     with init:
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+        try:
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+        except (ConfigCompositionException, OverflowError) as exc:  # among others, a value the schema's types refused
+            raise declared_problem(exc, overrides) from None
     cfg = OmegaConf.to_container(cfg, resolve=True)
     cfg.pop("hydra", None)
     return cfg
@@ -56,3 +63,21 @@ def model_conf(name: str) -> dict[str, Any]:
     kwargs = OmegaConf.to_container(OmegaConf.create(files[name].read_text()))
     kwargs.pop("name", None)
     return kwargs
+
+
+def declared_problem(exc: Exception, overrides: list[str] | tuple[str, ...]) -> Exception:
+    """A value the schema's types refused, said as its declaration says it (commbench.settings.check):
+    "nodes must be an integer >= 1, got 'eight'"; else Hydra's own error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from commbench.errors import PlanError
+    from commbench.settings import DECLARED, check
+
+    key = getattr(exc.__cause__, "full_key", None)  # OmegaConf names it, except for an overflow
+    for given in OverridesParser.create().parse_overrides(list(overrides)):
+        if given.key_or_group in DECLARED and key in (None, given.key_or_group):
+            try:
+                check(given.key_or_group, given.value())
+            except ValueError as problem:
+                return PlanError(str(problem))
+    return exc

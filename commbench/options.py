@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from commbench.errors import fail
+from commbench.settings import default
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -121,4 +122,4 @@ def boolean(text: str) -> bool:
 
 
 FORMAT = Option("format", choice("table", "json"), "table", "table for people, json for machines")
-RESULTS = Option("results_dir", str, "results", "the results folder to read")
+RESULTS = Option("results_dir", str, default("results_dir"), "the results folder to read")

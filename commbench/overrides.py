@@ -51,10 +51,10 @@ def primary_config() -> dict[str, Any]:
 
 @cache
 def top_keys() -> set[str]:
-    primary = dict(primary_config())
-    primary.pop("defaults", None)
-    primary.pop("hydra", None)
-    return _leaves(primary) | set(GROUPS)
+    """The declared keys (commbench/settings.py) and the nodes above them, and the groups."""
+    from commbench.settings import DECLARED
+
+    return {".".join(key.split(".")[:i]) for key in DECLARED for i in range(1, key.count(".") + 2)} | set(GROUPS)
 
 
 def default_option(group: str) -> str:
@@ -89,10 +89,19 @@ def check_choice(group: str, name: str) -> None:
     fail(f"unknown {group} {name!r}{hint}; known: {', '.join(sorted(known))}")
 
 
+def open_models(chosen: dict[str, list[str]]) -> bool:
+    """Do the chosen model options pass any keyword argument to their builder (torchvision, timm, custom)?"""
+    from commbench.models.sources import SOURCES
+
+    return bool(chosen.get("model")) and set(chosen["model"]) <= set(SOURCES)
+
+
 def check_key(key: str, chosen: dict[str, list[str]]) -> None:
     known = known_keys(chosen)
     if key in known:
         return
+    if key.startswith("model.") and open_models(chosen):
+        fail(f"{key} is not in conf/model/{chosen['model'][0]}.yaml: add a keyword argument of the model as +{key}=...")
     group, _, leaf = key.partition(".")
     if group in GROUPS and leaf:
         owners = sorted(o for o, keys in group_keys()[group].items() if leaf in keys)
@@ -118,28 +127,32 @@ def precheck(argv: list[str]) -> None:
     """What Hydra would answer with a screenful, or silently accept (+nodez=2), said in one line: bad
     group choices, unknown keys, and a results folder that cannot be written."""
     from commbench.plan import writable_dir
+    from commbench.settings import default
 
-    pairs = []
+    pairs, added = [], []
     for arg in overrides_of(argv):
         raw_key, sep, value = arg.partition("=")
         key, value = raw_key.lstrip("+~"), value.strip("'\"")
         if key.startswith(("hydra.", "hydra/")) or key == "hydra":
             continue
-        if raw_key.startswith("+") and not (raw_key.startswith("++") and key in top_keys() | set(GROUPS)):
-            fail(f"{arg!r}: commbench reads no key that '+' could add; set known keys as key=value "
-                 "(python -m commbench --help lists them)")
         if not key or (not sep and not raw_key.startswith("~")):
             fail(f"cannot read {arg!r}: write key=value")
-        pairs.append((key, value))
+        if raw_key.startswith("+") and not (raw_key.startswith("++") and key in top_keys() | set(GROUPS)):
+            added.append((arg, key))
+        else:
+            pairs.append((key, value))
     chosen = {k: options_named(v) for k, v in pairs if k in GROUPS}
+    for arg, key in added:  # only a library's or a user's model takes keys of its own
+        if not (key.startswith("model.") and open_models(chosen)):
+            fail(f"{arg!r}: commbench reads no key that '+' could add; set known keys as key=value "
+                 "(python -m commbench --help lists them; +model.<key> is for model=torchvision, timm or custom)")
     for key, value in pairs:
         if key in GROUPS:
             for name in options_named(value):
                 check_choice(key, name)
         elif not any(key.startswith(f"{g}.") and chosen.get(g) == [] for g in GROUPS):  # a glob(): any option
             check_key(key, chosen)
-    results_dir = next((v for k, v in reversed(pairs) if k == "results_dir"),
-                       primary_config().get("results_dir"))
+    results_dir = next((v for k, v in reversed(pairs) if k == "results_dir"), default("results_dir"))
     try:
         writable_dir(results_dir)
     except PlanError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,12 +16,14 @@ from typing import Any, Mapping
 from commbench.comm import schemes
 from commbench.errors import PlanError
 from commbench.host import available_cores
+from commbench.settings import check
 from commbench.results.store import HASHED_FIELDS, LATER_FIELDS
 
 @dataclass(frozen=True)
 class RunPlan:
     model: str
-    model_kwargs: dict[str, Any]  # num_classes and the variant (alpha, groups, ...)
+    model_kwargs: dict[str, Any]  # num_classes and the variant (alpha, groups, ...); a factory's arguments
+    num_classes: int  # of the synthetic labels: the model's output width
     nodes: int
     steps: int
     warmup: int
@@ -33,16 +36,16 @@ class RunPlan:
     collective_timeout_s: float
     bucket_cap_mb: float
     broadcast_buffers: bool
-    compression: str  # the scheme (comm/compression.py)
+    compression: str  # the scheme (comm/schemes/<name>.py)
     compression_params: dict[str, Any]  # its parameters, defaults filled in
     cluster_kind: str
     cluster_address: str | None
     workers_per_node: int
     cpus_per_worker: float | None
     threads_per_worker: int | None
-    max_restarts: int = 0  # failure.max_restarts: Ray Train restarts of a failed worker group
-    lr: float = 1e-3  # plain SGD on a fixed synthetic batch; momentum > 0 for convergence runs
-    momentum: float = 0.0
+    max_restarts: int  # failure.max_restarts: Ray Train restarts of a failed worker group
+    lr: float  # plain SGD on a fixed synthetic batch; momentum > 0 for convergence runs
+    momentum: float
     bandwidth_bits_per_s: float | None = None  # network.*: the emulated cluster's links
     latency_s: float | None = None
     loss_percent: float | None = None
@@ -94,17 +97,6 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
-def _positive_float(name: str, value: Any) -> float:
-    # <= float_info.max: inf (and an int too big for a float) passed here, then crashed the run
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= sys.float_info.max:
-        raise PlanError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def _optional(check, name: str, value: Any):
-    return None if value is None else check(name, value)
-
-
 def writable_dir(path: str | os.PathLike) -> str:
     """Prove `path` can hold results without creating it (a refused run writes nothing) or touching
     any results file: the folder itself if it exists, else the nearest folder above it that does."""
@@ -122,25 +114,38 @@ def writable_dir(path: str | os.PathLike) -> str:
     return str(target)
 
 
-def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str, Any]]:
-    from commbench.models import UnknownModelError, get_spec, min_image_size
+def model_id(cfg_model: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(the model's id, its keyword arguments) from the model group: a zoo name, or <source>/<name> for
+    conf/model/torchvision.yaml, timm.yaml and custom.yaml (the factory's import path as its name)."""
+    from commbench.models.sources import TARGET
 
     kwargs = dict(cfg_model)
-    name = kwargs.pop("name", None)
+    source = kwargs.pop("source", None)
+    name = kwargs.pop(TARGET if source == "custom" else "name", None)
+    return (f"{source}/{name}" if source else name), kwargs
+
+
+def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str, Any], int]:
+    """(id, keyword arguments, classes): the model exists and takes the run's image size."""
+    from commbench.models import MODEL_ERRORS, get_spec, min_image_size, output_classes
+
+    name, kwargs = model_id(cfg_model)
     try:
-        get_spec(name)
-    except UnknownModelError as exc:
-        raise PlanError(str(exc).strip("'\"")) from None
+        spec = get_spec(name)
+    except MODEL_ERRORS as exc:
+        raise PlanError(str(exc)) from None
     if "num_classes" in kwargs:  # else the workers' build_model fails, after Ray started
         kwargs["num_classes"] = _positive_int("model.num_classes", kwargs["num_classes"])
     try:
+        if spec.open or "num_classes" not in kwargs:  # a library's or a user's model: run it to know
+            return name, kwargs, output_classes(name, image_size, **kwargs)
         minimum = min_image_size(name, **{k: v for k, v in kwargs.items() if k != "num_classes"})
     except (TypeError, ValueError) as exc:
-        message = str(exc).strip("'\"")
+        message = str(exc).splitlines()[0]
         raise PlanError(message if message.startswith(name) else f"model {name}: {message}") from None
     if image_size < minimum:
         raise PlanError(f"image_size={image_size} is too small for {name}: its minimum is {minimum}")
-    return name, kwargs
+    return name, kwargs, kwargs["num_classes"]
 
 
 def _network(cfg_network: Mapping[str, Any], cluster_kind: str) -> dict[str, float | None]:
@@ -151,7 +156,7 @@ def _network(cfg_network: Mapping[str, Any], cluster_kind: str) -> dict[str, flo
         out = {
             "bandwidth_bits_per_s": None if net.get("bandwidth") is None else parse_bandwidth(net["bandwidth"]),
             "latency_s": None if net.get("latency") is None else parse_latency(net["latency"]),
-            "loss_percent": _optional(_percent, "network.loss", net.get("loss")),
+            "loss_percent": None if net.get("loss") is None else _percent("network.loss", net["loss"]),
         }
     except NetworkSpecError as exc:
         raise PlanError(str(exc)) from None
@@ -183,12 +188,6 @@ def _percent(name: str, value: Any) -> float:
     return float(value)
 
 
-def _momentum(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise PlanError(f"optimizer.momentum must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
 def _compression(cfg_compression: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     params = dict(cfg_compression or {})
     name = str(params.pop("name", "none"))
@@ -202,9 +201,7 @@ def _compression(cfg_compression: Mapping[str, Any] | None) -> tuple[str, dict[s
 JOINED_KINDS = ("ray", "compose", "slurm", "kuberay")
 
 
-def _cluster_kind(cluster: Mapping[str, Any]) -> str:
-    kind = str(cluster.get("kind", "local"))
-    address = cluster.get("address")
+def _cluster_kind(kind: str, address: str | None) -> str:
     known = ("local", "emulated", *JOINED_KINDS)
     if kind not in known:  # anything else would run as local, recorded under this kind
         raise PlanError(f"unknown cluster.kind {kind!r}; known: {', '.join(sorted(known))}")
@@ -229,71 +226,75 @@ def check_local_capacity(nodes: int) -> None:
                         "set cluster.address to run on a Ray cluster")
 
 
-def _threads(cluster: Mapping[str, Any]) -> int | None:
+def _threads(given: int | None, address: str | None) -> int | None:
     """Torch threads per worker. Workers that share this machine (no cluster.address) get one each
     at every N, nodes=1 included: E(N) then compares like with like, not N workers splitting the
     cores against one that had them all. On a cluster: null, the node's cores / its workers."""
-    given = _optional(_positive_int, "cluster.threads_per_worker", cluster.get("threads_per_worker"))
-    return given if given is not None or cluster.get("address") else 1
+    return given if given is not None or address else 1
+
+
+def declared(cfg: Mapping[str, Any], key: str) -> Any:
+    """The config's value of a key commbench/settings.py declares, checked by its declaration."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    try:
+        return check(key, node)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
-    nodes = _positive_int("nodes", cfg.get("nodes"))
-    steps = _positive_int("steps", cfg.get("steps"))
+    value = functools.partial(declared, cfg)
+    nodes, steps = value("nodes"), value("steps")
     try:
-        warmup = _positive_int("warmup", cfg.get("warmup"))
+        warmup = value("warmup")
     except PlanError as exc:  # DDP rebuilds its buckets after the first step: timing it records another layout
         raise PlanError(f"{exc}: DDP rebuilds its gradient buckets after the first step, so a timed first step "
                         "would record one bucket instead of the real layout") from None
-    batch_size = _positive_int("batch_size", cfg.get("batch_size"))
-    image_size = _positive_int("image_size", cfg.get("image_size"))
-    seed = _positive_int("seed", cfg.get("seed"), minimum=0)
-    timeout = _positive_float("collective_timeout_s", cfg.get("collective_timeout_s"))
-    ddp = cfg.get("ddp") or {}
-    optimizer = cfg.get("optimizer") or {}
+    image_size = value("image_size")
     cluster = cfg.get("cluster") or {}
     compression, compression_params = _compression(cfg.get("compression"))
-    model, model_kwargs = _model(cfg.get("model") or {}, image_size)
-    cluster_kind = _cluster_kind(cluster)
+    model, model_kwargs, num_classes = _model(cfg.get("model") or {}, image_size)
+    cluster_kind = _cluster_kind(value("cluster.kind"), value("cluster.address"))
     network = _network(cfg.get("network"), cluster_kind)
-    bucket_cap_mb = _positive_float("ddp.bucket_cap_mb", ddp.get("bucket_cap_mb", 25))
-    if compression == "topk" and warmup < 2:
-        raise PlanError(f"compression=topk needs warmup >= 2, got {warmup}: its error feedback is rebuilt with "
-                        "DDP's buckets after step 1, so the first timed step would send without it")
-    if compression == "powersgd":
-        bucket_cap_mb = schemes.SINGLE_BUCKET_MB  # one bucket: see comm/compression.py
-        if warmup < compression_params["start_iter"]:
-            raise PlanError(f"compression=powersgd starts compressing at step {compression_params['start_iter']}: "
-                            f"warmup={warmup} would time uncompressed steps; set warmup >= compression.start_iter")
-    if not cluster.get("address"):
+    bucket_cap_mb = value("ddp.bucket_cap_mb")
+    scheme = schemes.SCHEMES[compression]
+    if scheme.single_bucket:
+        bucket_cap_mb = schemes.SINGLE_BUCKET_MB  # one bucket: see the scheme's module in comm/schemes/
+    problem = scheme.warmup_problem(warmup, compression_params)
+    if problem:
+        raise PlanError(problem)
+    if not value("cluster.address"):
         check_local_capacity(nodes)
     if cluster_kind == "emulated":
         _can_emulate(network)
     return RunPlan(
         model=model,
         model_kwargs=model_kwargs,
+        num_classes=num_classes,
         nodes=nodes,
         steps=steps,
         warmup=warmup,
-        batch_size=batch_size,
+        batch_size=value("batch_size"),
         image_size=image_size,
-        seed=seed,
-        use_gpu=bool(cfg.get("use_gpu", False)),
-        results_dir=writable_dir(cfg.get("results_dir") or "results"),
-        resume=bool(cfg.get("resume", True)),
-        collective_timeout_s=timeout,
+        seed=value("seed"),
+        use_gpu=value("use_gpu"),
+        results_dir=writable_dir(value("results_dir")),
+        resume=value("resume"),
+        collective_timeout_s=value("collective_timeout_s"),
         bucket_cap_mb=bucket_cap_mb,
-        broadcast_buffers=bool(ddp.get("broadcast_buffers", True)),
+        broadcast_buffers=value("ddp.broadcast_buffers"),
         compression=compression,
         compression_params=compression_params,
         cluster_kind=cluster_kind,
-        cluster_address=cluster.get("address") or None,
-        workers_per_node=_positive_int("cluster.workers_per_node", cluster.get("workers_per_node", 1)),
-        cpus_per_worker=_optional(_positive_float, "cluster.cpus_per_worker", cluster.get("cpus_per_worker")),
-        threads_per_worker=_threads(cluster),
-        max_restarts=_positive_int("failure.max_restarts", (cfg.get("failure") or {}).get("max_restarts", 0), minimum=0),
-        lr=_positive_float("optimizer.lr", optimizer.get("lr", 1e-3)),
-        momentum=_momentum(optimizer.get("momentum", 0.0)),
+        cluster_address=value("cluster.address") or None,
+        workers_per_node=value("cluster.workers_per_node"),
+        cpus_per_worker=value("cluster.cpus_per_worker"),
+        threads_per_worker=_threads(value("cluster.threads_per_worker"), value("cluster.address")),
+        max_restarts=value("failure.max_restarts"),
+        lr=value("optimizer.lr"),
+        momentum=value("optimizer.momentum"),
         **network,
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from commbench.framing import header_overhead, wire_overhead
 from commbench.results.store import base_record
-from commbench.comm.schemes import collective_of
+from commbench.comm.schemes import SCHEMES
 from commbench.split import median_step
 from commbench.stats import layer_bytes, per_step, ring_sent_bytes, summarize
 
@@ -28,6 +28,8 @@ def build_record(plan, gathered: dict[str, Any], timings: dict[str, float]) -> d
         "step_timeline": median_step(ranks),
         **compression_figures(rank0["buckets"], summary["grad_bytes_per_step"], summary["sent_bytes_per_step"],
                               plan.nodes),
+        # how tables and charts name the scheme: the results layer sits below comm/ and cannot ask its spec
+        "compression_label": SCHEMES[plan.compression].label(plan.compression_params),
         "buckets": [{k: v for k, v in b.items() if k != "layers"} for b in rank0["buckets"]],
         "layer_bytes": layer_bytes(rank0["buckets"]),
         "attempts": rank0.get("attempt", 1),  # > 1: Ray restarted the run; these figures are the last attempt's
@@ -53,7 +55,7 @@ def trace(ranks: list[dict[str, Any]], compression: str) -> dict[str, Any]:
     rank0 = ranks[0]
     by_index = {b["index"]: b for b in rank0["buckets"]}
     order = rank0.get("hook_order") or sorted(by_index)
-    collective = collective_of(compression)
+    collective = SCHEMES[compression].collective
     return {"buckets": [{"index": i, "payload_bytes": by_index[i]["payload_bytes"], "dtype": by_index[i]["dtype"],
                          "collective": collective} for i in order],
             "ranks": [{"rank": r["rank"], **r["trace"]} for r in ranks]}

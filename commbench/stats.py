@@ -56,8 +56,6 @@ def summarize(ranks: list[dict[str, Any]], nodes: int, batch_size: int) -> dict[
     for name, values in series.items():
         out[name] = percentile(values, 50)
         out[name.removesuffix("_s") + "_p90_s"] = percentile(values, 90)
-    # Earlier names of exposed communication, kept for readers of older records.
-    out["comm_time_s"], out["comm_time_p90_s"] = out["exposed_comm_s"], out["exposed_comm_p90_s"]
     payload, gathered = (the_same(ranks, key) for key in ("payload", "gather_payload"))
     out["grad_bytes_per_step"] = payload
     out["sent_bytes_per_step"] = ring_sent_bytes(payload - gathered, nodes) + ring_gather_sent_bytes(gathered, nodes)

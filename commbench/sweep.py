@@ -18,9 +18,9 @@ from commbench.sinks.console import console, fmt_bytes, fmt_ms
 
 def cell_line(record: dict[str, Any], efficiency: float | None) -> str:
     """A finished cell in one line."""
-    scheme = "" if record.get("compression", "none") == "none" else f" compression={record['compression']}"
+    scheme = "" if record["compression"] == "none" else f" compression={record['compression']}"
     text = (f"{record['model']} nodes={record['nodes']}{scheme}: {fmt_bytes(record['grad_bytes_per_step'])}/step, "
-            f"step {fmt_ms(record['step_time_s'])} (exposed comm {fmt_ms(record['comm_time_s'])}), "
+            f"step {fmt_ms(record['step_time_s'])} (exposed comm {fmt_ms(record['exposed_comm_s'])}), "
             f"{record['throughput']:.1f} samples/s")
     if record["nodes"] == 1:
         return text + ", the E(N) baseline"
@@ -107,7 +107,7 @@ def summary_tables(records: list[dict[str, Any]], rows: list[dict[str, Any]],
         tables["measured_vs_predicted"] = (cols, [[v[c] for c in cols] for v in validation])
     compressed = compression_rows(records)
     if compressed:
-        cols = ["model", "nodes", "scheme", "grad_bytes_per_step", "ratio", "sent_bytes_per_step", "comm_time_s",
+        cols = ["model", "nodes", "scheme", "grad_bytes_per_step", "ratio", "sent_bytes_per_step", "exposed_comm_s",
                 "step_time_s", "loss_first", "loss_last"]
         tables["compression"] = (cols, [[r[c] for c in cols] for r in compressed])
     return tables

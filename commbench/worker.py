@@ -152,10 +152,10 @@ def wrap_model(cfg: dict[str, Any], device: torch.device) -> tuple[torch.nn.Modu
 def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int, clock) -> Callable[[], tuple]:
     """One training step on a fixed synthetic batch -> ((start, backward start, backward end, end), loss),
     stamps of `clock`: no synchronize inside the step on a GPU."""
-    images, labels = synthetic_batch(cfg, cfg["model_kwargs"].get("num_classes", 1000), device, rank)
+    images, labels = synthetic_batch(cfg, cfg["num_classes"], device, rank)
     loss_fn = torch.nn.CrossEntropyLoss()
     # Default: a small plain-SGD step (random labels with momentum blow the loss up on some models).
-    opt = torch.optim.SGD(ddp.parameters(), lr=cfg.get("lr", 1e-3), momentum=cfg.get("momentum", 0.0))
+    opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
 
     def step() -> tuple[tuple, torch.Tensor]:
         t0 = clock.stamp()

@@ -38,6 +38,7 @@ from commbench.overrides import plan_from
 from commbench.comm.schemes import SCHEMES, SINGLE_BUCKET_MB
 from commbench.config import compose, config_files, model_conf
 from commbench.models import MODELS, min_image_size
+from commbench.models.sources import SOURCES
 from commbench.units import NetworkSpecError, parse_bandwidth, parse_latency
 from commbench.plan import PlanError, RunPlan, make_plan
 
@@ -45,10 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 ERROR_PREFIX = "commbench: error: "
 HANG_S = 30  # one example (one compose + plan) takes well under a second; this long is a hang
 
-MODEL_NAMES = sorted(config_files("model"))
+MODEL_NAMES = sorted(MODELS)  # the zoo; conf/model/ also has torchvision, timm and custom (any model)
 SCHEME_NAMES = sorted(config_files("compression"))
 CLUSTER_NAMES = sorted(config_files("cluster"))
-assert set(MODEL_NAMES) == set(MODELS) and set(SCHEME_NAMES) == set(SCHEMES)
+assert set(config_files("model")) == set(MODELS) | set(SOURCES) and set(SCHEME_NAMES) == set(SCHEMES)
 
 GOOD_BANDWIDTHS = ["100mbit", "1gbit", "10Gbit", "500kbit", "64bit", "1tbit", "1kibit", "2mibit/s",
                    "1.25GB/s", "125MB/s", "10kB/s", "1MiB/s", "1GiB/s", "1e9", "1.5 gbit"]
@@ -102,18 +103,20 @@ def assert_valid(plan: RunPlan, results_dir: str | None = None) -> None:
     assert type(plan.momentum) is float and 0 <= plan.momentum < 1
     # the model, its variant and the minimum input size
     assert plan.model in MODELS
-    num_classes = plan.model_kwargs.get("num_classes", 1000)
+    num_classes = plan.num_classes  # the model's output width, which a given num_classes sets
+    assert plan.model_kwargs.get("num_classes", num_classes) == num_classes
     assert type(num_classes) is int and num_classes >= 1, num_classes
     variant = {k: v for k, v in plan.model_kwargs.items() if k != "num_classes"}
     assert plan.image_size >= min_image_size(plan.model, **variant)
     # compression: a known scheme with exactly its parameters, each one valid
     assert plan.compression in SCHEMES
-    spec = SCHEMES[plan.compression]
-    assert set(plan.compression_params) == set(spec)
-    for key, (ok, _, _) in spec.items():
-        assert ok(plan.compression_params[key]), (key, plan.compression_params[key])
-    if plan.compression == "powersgd":
-        assert plan.bucket_cap_mb == SINGLE_BUCKET_MB and plan.warmup >= plan.compression_params["start_iter"]
+    scheme = SCHEMES[plan.compression]
+    assert set(plan.compression_params) == set(scheme.params)
+    for key, param in scheme.params.items():
+        assert param.check(plan.compression_params[key]), (key, plan.compression_params[key])
+    if scheme.single_bucket:
+        assert plan.bucket_cap_mb == SINGLE_BUCKET_MB
+    assert scheme.warmup_problem(plan.warmup, plan.compression_params) is None
     # the cluster and its links
     assert plan.cluster_kind in CLUSTER_NAMES
     network = (plan.bandwidth_bits_per_s, plan.latency_s, plan.loss_percent)
@@ -259,7 +262,7 @@ def edits(draw) -> dict[tuple[str, ...], Any]:
         out[("cluster", "kind")] = "emulated"  # links are shaped only there
     if draw(st.booleans()):  # compression parameters: mostly a scheme that has some, and mostly its own
         scheme = out.setdefault(("compression", "name"), draw(mostly(st.sampled_from(["topk", "powersgd"]))))
-        own = sorted(SCHEMES.get(scheme, {}) if isinstance(scheme, str) else {}) or sorted(PARAMS)
+        own = sorted(SCHEMES[scheme].params if isinstance(scheme, str) and scheme in SCHEMES else {}) or sorted(PARAMS)
         names = draw(st.lists(mostly(st.sampled_from(own), st.sampled_from(sorted(PARAMS)), st.text(max_size=6)), max_size=3))
         out.update({("compression", k): draw(mostly(PARAMS[k], floats) if k in PARAMS else anything) for k in names
                     if isinstance(k, str) and k != "name"})
@@ -274,7 +277,7 @@ def config_with(results_dir: str, changes: dict[tuple[str, ...], Any]) -> dict[s
         cfg["model"] = {"name": model, **model_conf(model)}  # a real model gets its conf's variant
     scheme = changes.get(("compression", "name"))
     if isinstance(scheme, str) and scheme in SCHEMES:
-        cfg["compression"] = {"name": scheme, **{k: v for k, (_, v, _) in SCHEMES[scheme].items()}}
+        cfg["compression"] = {"name": scheme, **SCHEMES[scheme].defaults()}
     for path, value in changes.items():
         node = cfg
         for key in path[:-1]:
@@ -465,6 +468,10 @@ CLI_CASES = {
     "alexnet image_size=8": ("model=alexnet", "image_size=8"),
     "topk ratio=2": ("compression=topk", "compression.ratio=2"),
     "emulated bandwidth=fast": ("cluster=emulated", "network.bandwidth=fast"),
+    "torchvision name misspelt": ("model=torchvision", "model.name=resnet_18"),
+    "timm name misspelt": ("model=timm", "model.name=ghostnet_10"),
+    "factory does not import": ("model=custom", "model._target_=not_a_package.nets.tiny"),
+    "factory key without +": ("model=custom", "model._target_=os.path.join", "model.width=3"),
 }
 CLI_EXPECT = {
     "nodes=0": "nodes must be an integer >= 1, got 0",
@@ -474,6 +481,10 @@ CLI_EXPECT = {
     "alexnet image_size=8": "image_size=8 is too small for alexnet: its minimum is 63",
     "topk ratio=2": "compression.ratio must be a number in (0, 1], got 2",
     "emulated bandwidth=fast": "network.bandwidth: cannot read 'fast'",
+    "torchvision name misspelt": "torchvision has no model 'resnet_18' (did you mean 'resnet18'?)",
+    "timm name misspelt": "timm has no model 'ghostnet_10' (did you mean 'ghostnet_130'?)",
+    "factory does not import": "model._target_ 'not_a_package.nets.tiny' does not import: No module named 'not_a_package'",
+    "factory key without +": "model.width is not in conf/model/custom.yaml: add a keyword argument of the model as +model.width=",
 }
 # Malformed overrides: Hydra alone would answer with a traceback (interpolation) or several lines;
 # run_hydra checks every cell through cli.plan_from first. A sweep is checked cell by cell.

@@ -4,7 +4,7 @@ analytic size; the schemes average gradients; compressed runs still train.
 Real gloo process groups (tests/ddp_harness.py), commbench's own worker loop.
 
 Each scheme's bytes against its analytic size on SqueezeNet and MobileNet v2 (and SqueezeNet with
-1 MB buckets); the hooks' averages against hand-averaged gradients on 3 ranks (top-k with ratio 1 exactly,
+1 MB buckets), and against its spec's bytes formula bucket by bucket; the registry imports without torch; the hooks' averages against hand-averaged gradients on 3 ranks (top-k with ratio 1 exactly,
 int8 within its quantization step, fp16); bad compression parameters in one line; PowerSGD's warmup past its
 start. Marked slow (the default suite keeps to 15 minutes on 2 cores): `compare-compression` on Ray, with its
 table, the report's chart and the W&B summary's table.
@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from commbench.comm.compression import hook_for
-from commbench.comm.schemes import validate
+from commbench.comm.schemes import SCHEMES, validate
 from commbench.comm.hooks import ByteCounter
 from commbench.models import build_model
 from commbench.plan import PlanError, make_plan
@@ -87,6 +87,51 @@ def test_recorded_bytes_are_the_schemes_analytic_size(name, image, cap_mb, schem
     # Ring all-reduce sends 2(N-1)/N x payload per rank, ring all-gather (N-1) x payload: at N=2, both 1x.
     assert summary["sent_bytes_per_step"] == expected
     assert {s["gather_payload"] for s in ranks[0]["steps"]} == {expected if gathered else 0}
+
+
+@pytest.mark.parametrize("scheme", [name for name, spec in SCHEMES.items() if spec.bucket_bytes is not None])
+def test_bytes_formula_is_what_the_hooks_count(scheme, tmp_path):
+    """A scheme's spec prices a bucket of n fp32 elements (bucket_bytes): exactly what its real hook
+    handed to collectives, bucket by bucket and per step (1 MB buckets: several, rebuilt after step 1)."""
+    spec = SCHEMES[scheme]
+    params = make_plan(compose([f"compression={scheme}", f"results_dir={tmp_path}"])).compression_params
+    ranks = run("squeezenet", 32, scheme, tmp_path, cap_mb=1)
+    buckets = ranks[0]["buckets"]
+    assert len(buckets) > 3
+    assert [b["payload_bytes"] for b in buckets] == [spec.bucket_bytes(b["numel"], params) for b in buckets]
+    expected = spec.payload_bytes([b["numel"] for b in buckets], params)
+    for rank in ranks:
+        assert [s["payload"] for s in rank["steps"]] == [expected, expected]
+
+
+def test_the_registry_imports_without_torch():
+    """The plan checks a scheme before Ray starts: the registry and every scheme module import no torch
+    (a scheme's hook imports it when a worker builds it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, pkgutil, importlib, commbench.plan, commbench.comm.schemes as s\n"
+            "[importlib.import_module(f'{s.__name__}.{m.name}') for m in pkgutil.iter_modules(s.__path__)]\n"
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
+            "print(','.join(s.SCHEMES))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["none,fp16,bf16,powersgd,topk,int8"]  # the listing order
+
+
+def test_each_scheme_is_its_module_and_its_conf_file():
+    """A scheme's conf file names it and sets exactly its declared parameters (their only defaults), and
+    nothing else in the package names a scheme: conf/compression/ and comm/schemes/ hold the same ones."""
+    from commbench.comm.schemes import SCHEMES
+    from commbench.config import config_files, compose
+
+    assert set(config_files("compression")) == set(SCHEMES)
+    for name, scheme in SCHEMES.items():
+        assert set(scheme.defaults()) == set(scheme.params), name
+        assert compose([f"compression={name}"])["compression"] == {"name": name, **scheme.defaults()}
+        assert scheme.validate({}) == scheme.defaults()
 
 
 @pytest.mark.parametrize("scheme", ["none", "fp16", "bf16", "int8", "topk", "powersgd"])

@@ -96,7 +96,7 @@ LAYERS = [
     ("commbench.timeline",),
     ("commbench.netmodel", "commbench.overheads"),
     ("commbench.config", "commbench.options", "commbench.units", "commbench.errors", "commbench.host",
-     "commbench.stats", "commbench.split", "commbench.framing", "commbench.cache"),
+     "commbench.stats", "commbench.split", "commbench.framing", "commbench.cache", "commbench.settings"),
 ]
 
 

@@ -31,7 +31,8 @@ from commbench.models import (
     get_spec,
     min_image_size,
 )
-from commbench.models.registry import logits, measure_min_image_size
+from commbench.models.probe import logits, measure_min_image_size
+from commbench.models.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf" / "model"
@@ -108,7 +109,8 @@ def forward(model: nn.Module, size: int, batch: int = 2) -> torch.Tensor:
 def test_reference_copy_matches_shared():
     if not SHARED_PUBLISHED_PATH.exists():
         pytest.skip("shared/ not beside this clone")
-    assert yaml.safe_load(SHARED_PUBLISHED_PATH.read_text()) == PUBLISHED
+    shared = yaml.safe_load(SHARED_PUBLISHED_PATH.read_text())
+    assert {k: PUBLISHED[k] for k in shared} == shared  # then figures from papers shared/ lacks
 
 
 # --------------------------------------------------------------------------- registry API
@@ -116,7 +118,7 @@ def test_reference_copy_matches_shared():
 EXPECTED = [
     "alexnet", "squeezenet", "squeezenet1_1", "squeezenet_simple_bypass", "squeezenet_complex_bypass",
     "squeezenext", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
-    "shufflenet_v1", "shufflenet_v2", "densenet121", "densenet_bc", "resnet50", "resnext50_32x4d",
+    "shufflenet_v1", "shufflenet_v2", "espnetv2", "efficientnet_b0", "ghostnet", "fbnet_c", "densenet121", "densenet_bc", "resnet50", "resnext50_32x4d",
     "vgg16", "resnet101", "inception_v3",
 ]
 TRAINING_HEADS = {"inception_v3"}  # an auxiliary classifier that runs only in training sets the minimum size
@@ -130,7 +132,8 @@ def test_registry_order_and_names():
 def test_spec_fields(name):
     spec = get_spec(name)
     assert isinstance(spec, ModelSpec) and spec.name == name and callable(spec.build)
-    assert spec.source == "torchvision" or spec.source.startswith("paper: ")
+    assert spec.source in ("torchvision", "timm") or spec.source.startswith("paper: ")
+    assert not spec.open  # a zoo model takes only its own options
     assert isinstance(spec.min_image_size, int) and spec.min_image_size >= 1
     assert all(isinstance(k, str) for k in spec.defaults)
     with pytest.raises(TypeError):
@@ -143,7 +146,9 @@ def test_unknown_model_message():
     with pytest.raises(UnknownModelError) as exc:
         get_spec("foo")
     assert isinstance(exc.value, KeyError)
-    assert str(exc.value) == "unknown model 'foo'; known: " + ", ".join(EXPECTED)
+    assert str(exc.value) == ("unknown model 'foo'; the zoo: " + ", ".join(EXPECTED) + "; any other: model=torchvision|timm "
+                              "model.name=..., or model=custom model._target_=package.module.factory")
+    assert str(UnknownModelError("alexnett")).startswith("unknown model 'alexnett' (did you mean 'alexnet'?); the zoo: ")
     with pytest.raises(UnknownModelError):
         build_model("lenet5")
     with pytest.raises(UnknownModelError):
@@ -389,6 +394,57 @@ def test_inception_v3_auxiliary_classifier():
     assert count_params(model) - count_params(model.AuxLogits) == 23_834_568
 
 
+# ----------------------------------------- the seeds' other compact families (EfficientNet, GhostNet, FBNet, ESPNet)
+
+SEED_FAMILIES = {"efficientnet_b0": "efficientnet_b0", "ghostnet": "ghostnet_1_0", "fbnet_c": "fbnet_c"}
+# torchvision's docs print 5,288,548 for EfficientNet-B0; timm's GhostNet and FBNet-C counted by timm's own build
+LIBRARY_COUNTS = {"efficientnet_b0": 5_288_548, "ghostnet": 5_182_508, "fbnet_c": 5_572_200}
+
+
+# timm's FBNet-C has 1.3% more than the paper's 5.5M (timm's head differs); the others round to the print.
+OFF_PRINT = {"fbnet_c": 0.015}
+
+
+@pytest.mark.parametrize("name", SEED_FAMILIES)
+def test_seed_families_match_their_papers(name):
+    published = millions(PUBLISHED[SEED_FAMILIES[name]]["params"])
+    if name in OFF_PRINT:
+        assert built_count(name) == pytest.approx(published * M, rel=OFF_PRINT[name])
+    else:
+        assert printed_precision(built_count(name), published)
+    assert built_count(name) == LIBRARY_COUNTS[name]
+
+
+def test_library_counts_are_the_libraries_own():
+    import timm
+    from torchvision.models import get_model_weights
+
+    weights = next(iter(get_model_weights("efficientnet_b0")))
+    assert weights.meta["num_params"] == LIBRARY_COUNTS["efficientnet_b0"]
+    for name, timm_name in (("ghostnet", "ghostnet_100"), ("fbnet_c", "fbnetc_100")):
+        with torch.device("meta"):
+            assert count_params(timm.create_model(timm_name)) == LIBRARY_COUNTS[name]
+
+
+ESPNETV2_SCALES = {0.5: "s_0_5", 1.0: "s_1_0", 1.25: "s_1_25", 1.5: "s_1_5", 2.0: "s_2_0"}
+
+
+@pytest.mark.parametrize("scale", ESPNETV2_SCALES)
+def test_espnetv2_matches_the_authors_table(scale):
+    """Every width scale rounds to the authors' printed count, and its multiply-adds at 224 px without
+    the classifier (which their FLOPs leave out) are their MFLOPs to the printed digits."""
+    figures = PUBLISHED["espnetv2"][ESPNETV2_SCALES[scale]]
+    model = built("espnetv2") if scale == 1.0 else build_model("espnetv2", scale=scale)
+    assert printed_precision(count_params(model), millions(figures["params"]), decimals=2)
+    classifier = model.classifier.in_features * model.classifier.out_features
+    assert (mult_adds("espnetv2", scale=scale) - classifier) / M == pytest.approx(figures["mflops"], abs=0.05)
+
+
+def test_espnetv2_rejects_other_scales():
+    with pytest.raises(ValueError, match=r"espnetv2 scale must be one of \[0.5, 1.0, 1.25, 1.5, 2.0\]"):
+        build_model("espnetv2", scale=0.75)
+
+
 # --------------------------------------------------------------- input sizes, every model
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -440,12 +496,14 @@ CONFIGS = sorted(CONF_DIR.glob("*.yaml"))
 
 
 def test_every_model_has_a_config():
-    assert sorted(p.stem for p in CONFIGS) == sorted(MODELS)
+    assert sorted(p.stem for p in CONFIGS) == sorted([*MODELS, *SOURCES])
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_names_a_model_and_builds(path):
     cfg = yaml.safe_load(path.read_text())
+    if cfg.get("source"):  # model=torchvision, timm, custom: tests/test_model_sources.py
+        return
     name, num_classes = cfg.pop("name"), cfg.pop("num_classes")
     assert name == path.stem and name in MODELS
     assert isinstance(num_classes, int) and num_classes == NUM_CLASSES.get(name, 1000)

@@ -40,7 +40,7 @@ def test_variant_kwargs_reach_the_plan(tmp_path):
     ("ddp.bucket_cap_mb=-1", "ddp.bucket_cap_mb must be a number > 0, got -1"),
     ("cluster.workers_per_node=0", "cluster.workers_per_node must be an integer >= 1, got 0"),
     ("nodes=100000", "nodes=100000 is more than this machine can hold: "),
-    ("model.name=zfnet", "unknown model 'zfnet'; known: alexnet, squeezenet,"),
+    ("model.name=zfnet", "unknown model 'zfnet' (did you mean 'fbnet_c'?); the zoo: alexnet, squeezenet,"),
     ("model=alexnet image_size=62", "image_size=62 is too small for alexnet: its minimum is 63"),
     ("model=mobilenet_v1 +model.beta=2", "model mobilenet_v1: model 'mobilenet_v1' has no option 'beta'"),
     # Bounded before a model is built to measure its minimum input: alpha=1000 would be gigabytes.

@@ -29,8 +29,8 @@ SQUEEZENET1_1_PARAMS = 1_235_496
 
 # The list of fields every record carries.
 RECORD_FIELDS = {"model", "nodes", "params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s",
-                 "compute_time_s", "comm_time_s", "throughput", "batch_size", "image_size", "config_hash",
-                 "versions", "host", "buffer_bytes_per_step", "layer_bytes", "buckets", "status"}
+                 "compute_time_s", "exposed_comm_s", "throughput", "batch_size", "image_size", "config_hash",
+                 "versions", "host", "buffer_bytes_per_step", "layer_bytes", "buckets", "status", "schema"}
 
 
 def commbench(*args: str, env: dict | None = None, timeout: float = 400):
@@ -54,7 +54,7 @@ def test_run_writes_a_record_and_resume_skips_it(tmp_path):
     layers = record["layer_bytes"]
     assert max(layers, key=layers.get) == "classifier.1"  # conv10: 513,000 of the 1.25M parameters
     assert len(record["per_step"]["step_time_s"]) == 3
-    assert 0 < record["comm_time_s"] <= record["step_time_s"] + 1e-9
+    assert 0 < record["exposed_comm_s"] <= record["step_time_s"] + 1e-9
     assert record["throughput"] == pytest.approx(2 * 4 / record["step_time_s"])
     assert set(record["versions"]) == {"torch", "ray", "python"}
     assert record["run_s"] > record["ray_overhead_s"] > record["ray_init_s"] > 0
@@ -65,7 +65,7 @@ def test_run_writes_a_record_and_resume_skips_it(tmp_path):
     assert run["config"]["config_hash"] == record["config_hash"]
     assert [h["step/step_time_s"] for h in run["history"]] == record["per_step"]["step_time_s"]
     assert [h["step/payload_bytes"] for h in run["history"]] == [4 * SQUEEZENET_PARAMS] * 3
-    for key in ("params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s", "comm_time_s", "throughput"):
+    for key in ("params", "grad_bytes_per_step", "sent_bytes_per_step", "step_time_s", "exposed_comm_s", "throughput"):
         assert run["summary"][key] == record[key], key
     assert sum(row[1] for row in run["tables"]["layers"]["data"]) == 4 * SQUEEZENET_PARAMS
     assert f"W&B run (offline): {tmp_path / 'wandb'}" in out.stdout
@@ -87,7 +87,7 @@ def test_multirun_writes_one_record_per_cell_and_resumes(tmp_path):
         assert r["grad_bytes_per_step"] == 4 * (SQUEEZENET1_1_PARAMS if model == "squeezenet1_1" else SQUEEZENET_PARAMS)
     first = {n: records["squeezenet1_1", n] for n in (1, 2)}
     # nodes=1 is the scaling baseline: the payload that would be exchanged, nothing sent.
-    assert first[1]["sent_bytes_per_step"] == 0 and first[1]["comm_time_s"] == 0
+    assert first[1]["sent_bytes_per_step"] == 0 and first[1]["exposed_comm_s"] == 0
     assert first[2]["sent_bytes_per_step"] == 4 * SQUEEZENET1_1_PARAMS
     assert len({r["config_hash"] for r in records.values()}) == 4
 

@@ -44,7 +44,7 @@ def fit(nodes, **setup_fields):
 
 def replay(model, nodes, **setup_fields):
     return {"model": model, "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "bucket_bytes": [400],
-            "payload_bytes": 400, "comm_time_s": 0.01, **setup_fields}
+            "payload_bytes": 400, "mode": "back_to_back", "step_time_s": 0.01, **setup_fields}
 
 
 def test_load_returns_every_record_of_every_kind(tmp_path):
@@ -163,3 +163,24 @@ def test_predict_ranks_by_comm_time_and_efficiency_only_where_compute_is_known()
     assert by_model["squeezenext"]["comm_s"] < by_model["alexnet"]["comm_s"]
     assert [m for m, r in by_model.items() if r["efficiency"] is not None] == ["alexnet"]
     assert rows[-1]["model"] != "squeezenext"  # the smallest payloads are not ranked last for lack of a baseline
+
+
+def test_analysis_reads_unversioned_records_with_one_meaning_of_comm(tmp_path):
+    """Lines as the first versions wrote them (no schema, kind or setup identity; comm_time_s exposed comm
+    in a run, the whole step in a replay): scaling and validate read them upgraded."""
+    def old_run(nodes, step, comm, throughput):
+        return json.dumps({"model": "squeezenet", "nodes": nodes, "status": "ok", "config_hash": f"h{nodes}",
+                           "host": "vm", "throughput": throughput, "step_time_s": step, "compute_time_s": step - comm,
+                           "comm_time_s": comm, "comm_time_p90_s": comm, "grad_bytes_per_step": 400,
+                           "sent_bytes_per_step": 400 if nodes > 1 else 0})
+
+    (tmp_path / "runs.jsonl").write_text(old_run(1, 0.08, 0.0, 100.0) + "\n" + old_run(2, 0.1, 0.02, 160.0) + "\n")
+    (tmp_path / "replay.jsonl").write_text(json.dumps(
+        {"kind": "replay", "model": "squeezenet", "nodes": 2, "host": "vm", "bucket_bytes": [400], "payload_bytes": 400,
+         "comm_time_s": 0.01, "comm_time_p90_s": 0.011}) + "\n")
+    (tmp_path / "busbw.jsonl").write_text(json.dumps({"kind": "busbw", "nodes": 2, "host": "vm", **fit(2)}) + "\n")
+    rows = {r["nodes"]: r for r in scaling_rows(records_of(tmp_path, "run"), records_of(tmp_path, "replay"))}
+    assert (rows[2]["efficiency"], rows[2]["exposed_comm_s"], rows[2]["replay_comm_s"]) == (0.8, 0.02, 0.01)
+    assert rows[2]["projected_efficiency"] == 0.08 / (0.08 + 0.01)
+    [row] = validation_rows(records_of(tmp_path, "busbw"), records_of(tmp_path, "replay"))
+    assert (row["measured_s"], row["predicted_s"]) == (0.01, pytest.approx(2e-4 + 400e-9))

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from commbench.models import MODELS
+
+from commbench.results.schema import SCHEMA_VERSION
+from commbench.results.setup import DEFAULTS
 from commbench.results.store import append_record
 from commbench.results.scaling import regime, scaling_rows
 
@@ -16,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(model, nodes, thr, step, compute, comm, span, **extra):
-    return {"model": model, "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "status": "ok",
-            "throughput": thr, "step_time_s": step, "compute_time_s": compute, "comm_time_s": comm,
+    """A current run record (schema 2, the whole setup identity; what analysis reads back)."""
+    return {"kind": "run", "schema": SCHEMA_VERSION, **DEFAULTS, "model": model, "model_kwargs": {"num_classes": 1000}, "nodes": nodes, "status": "ok",
+            "throughput": thr, "step_time_s": step, "compute_time_s": compute, "exposed_comm_s": comm,
             "comm_busy_s": span, "overlap_s": max(0.0, span - comm), "grad_bytes_per_step": 400, "sent_bytes_per_step": 0 if nodes == 1 else 700,
             "batch_size": 8, "image_size": 64, "compression": "none", "cluster_kind": "local",
             "worker_hosts": ["vm"], "host_cpus": 2, "threads_per_worker": 1, **extra}
@@ -41,8 +46,9 @@ def test_no_baseline_no_efficiency_and_later_runs_win():
 
 
 def test_projected_efficiency_from_replay():
-    rows = {r["nodes"]: r for r in scaling_rows(RUNS, [{"kind": "replay", "model": "alexnet", "model_kwargs": {"num_classes": 1000},
-                                                         "nodes": 4, "comm_time_s": 0.02}])}
+    replay = {"kind": "replay", "schema": SCHEMA_VERSION, **DEFAULTS, "model": "alexnet",
+              "model_kwargs": {"num_classes": 1000}, "nodes": 4, "mode": "back_to_back", "step_time_s": 0.02}
+    rows = {r["nodes"]: r for r in scaling_rows(RUNS, [replay])}
     assert rows[4]["replay_comm_s"] == 0.02
     assert rows[4]["projected_efficiency"] == pytest.approx(0.08 / (0.08 + 0.02))
     assert rows[2]["projected_efficiency"] is None
@@ -107,14 +113,14 @@ def test_predict_prices_the_nccl_defaults_and_says_so(tmp_path):
     assert ring["efficiency"] == pytest.approx(0.05 / ring["step_s"])
     assert [row["nodes"] for row in out["by_nodes"]] == [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     ranked = [r["model"] for r in out["ranking"]]
-    assert len(ranked) == 19 and ranked[-2:] == ["alexnet", "vgg16"] and ranked[0] == "squeezenext"
+    assert len(ranked) == len(MODELS) and ranked[-2:] == ["alexnet", "vgg16"] and ranked[0] == "squeezenext"
 
 
 def test_validate_compares_fit_with_replay(tmp_path):
     append_record(tmp_path / "busbw.jsonl", {"kind": "busbw", "nodes": 2,
                                              "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}})
     append_record(tmp_path / "replay.jsonl", {"model": "squeezenet", "nodes": 2, "bucket_bytes": [1_000_000],
-                                              "payload_bytes": 1_000_000, "comm_time_s": 0.002})
+                                              "payload_bytes": 1_000_000, "mode": "back_to_back", "step_time_s": 0.002})
     [row] = commbench_json("validate", f"results_dir={tmp_path}")
     predicted = 2 * 1 * 1e-4 + 2 * 1 / 2 * 1_000_000 * 1e-9
     assert row["predicted_s"] == pytest.approx(predicted)
@@ -161,6 +167,6 @@ def test_tables_fit_100_columns_and_answer_first(tmp_path):
     append_record(tmp_path / "busbw.jsonl", {"kind": "busbw", "nodes": 2,
                                              "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}})
     append_record(tmp_path / "replay.jsonl", {"model": "squeezenet", "nodes": 2, "bucket_bytes": [1_000_000],
-                                              "payload_bytes": 1_000_000, "comm_time_s": 0.002})
+                                              "payload_bytes": 1_000_000, "mode": "back_to_back", "step_time_s": 0.002})
     lines = commbench_table("validate", f"results_dir={tmp_path}")
     assert lines[0].startswith("comm-only replays against the busbw fit: ")

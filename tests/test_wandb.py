@@ -44,7 +44,7 @@ def record(nodes: int = 2) -> dict:
         "bandwidth_bits_per_s": None, "latency_s": None, "loss_percent": None, "config_hash": f"hash{nodes}",
         "status": "ok", "params": 1_248_424, "grad_bytes_per_step": 4_993_696, "sent_bytes_per_step": 4_993_696,
         "buffer_bytes_per_step": 0, "collectives_per_step": 1, "step_time_s": 0.055, "step_time_p90_s": 0.059,
-        "compute_time_s": 0.044, "comm_time_s": 0.007, "comm_time_p90_s": 0.0142, "exposed_comm_s": 0.007,
+        "compute_time_s": 0.044, "exposed_comm_s": 0.007, "exposed_comm_p90_s": 0.0142,
         "throughput": 145.45, "per_step": per_step,
         "buckets": [{"index": 0, "dtype": "float32", "numel": 1_248_424, "payload_bytes": 4_993_696, "params": 52}],
         "layer_bytes": {"classifier.1": 2_052_000, "features.12.expand3x3": 589_824, "features.0": 56_832},
@@ -139,7 +139,7 @@ def test_summary_run_tables_and_images(tmp_path):
     from commbench.sweep import close_sweep
 
     one, two = record(1), record(2)
-    one.update(sent_bytes_per_step=0, comm_time_s=0.0, throughput=100.0)
+    one.update(sent_bytes_per_step=0, exposed_comm_s=0.0, throughput=100.0)
     two.update(throughput=150.0)
     for r in (one, two):
         append_record(tmp_path / "runs.jsonl", r)
@@ -168,7 +168,7 @@ def test_summary_run_tables_and_images(tmp_path):
 def test_measured_vs_predicted_table_where_fits_and_replays_exist():
     fits = [{"kind": "busbw", "nodes": 2, "fit": {"alpha_s": 1e-4, "beta_s_per_byte": 1e-9}}]
     replay = {"model": "squeezenet", "nodes": 2, "bucket_bytes": [4_993_696], "payload_bytes": 4_993_696,
-              "comm_time_s": 0.006}
+              "mode": "back_to_back", "step_time_s": 0.006}
     from commbench.results.validation import validation_rows
 
     tables = summary_tables([record()], [], validation_rows(fits, [replay]))

@@ -8,22 +8,25 @@ import hashlib
 import json
 from typing import Any
 
+from commbench.settings import default
 
+
+DDP_CAP_MB = default("ddp.bucket_cap_mb")
 PROFILE_IMAGE = 224  # the input the backward profile is counted at (ImageNet's), or the model's least
 
 
 def _build_meta(model: str, model_kwargs: dict[str, Any]):
-    """The model on the meta device (shapes and dtypes, no memory, no init): a zoo model, else a
-    torchvision classification model by its registry name."""
+    """The model on the meta device (shapes and dtypes, no memory, no init). A bare name the zoo lacks
+    is torchvision's (a published row's resnext101_32x8d)."""
     import torch
 
     from commbench.models import MODELS, build_model
+    from commbench.models.sources import split
 
+    if model not in MODELS and not split(model)[0]:
+        model = f"torchvision/{model}"
     with torch.device("meta"):
-        if model in MODELS:
-            return build_model(model, **model_kwargs)
-        from torchvision.models import get_model
-        return get_model(model, **model_kwargs)
+        return build_model(model, **model_kwargs)
 
 
 BATCH = 2  # the meta forward's batch (BatchNorm in training needs two values per channel)
@@ -64,7 +67,7 @@ def backward_done(built, params: list, image: int = PROFILE_IMAGE) -> tuple[list
     return [done_after.get(owner_of.get(id(p)), 1.0) for p in params], total("") / BATCH
 
 
-def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> dict[str, Any]:
+def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = DDP_CAP_MB) -> dict[str, Any]:
     """{"buckets": payload bytes per bucket in issue order, "tensors": gradient tensors per step,
     "done": per bucket, the share of backward's work done when its last gradient is ready, "flops":
     forward FLOPs per image at the profile's size; both None where the model's forward does not run
@@ -88,7 +91,7 @@ def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_ca
             "flops": flops}
 
 
-def cached_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = 25) -> dict[str, Any]:
+def cached_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = DDP_CAP_MB) -> dict[str, Any]:
     """ddp_layout, computed once per model, variant and cap and kept in the user's cache (commbench.cache)."""
     from commbench.cache import cached
 

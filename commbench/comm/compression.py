@@ -1,21 +1,11 @@
-"""Gradient compression as DDP comm hooks, every one counted at its collectives by the ByteCounter.
+"""What the compression schemes' hooks share (a scheme's own code is its module in comm/schemes/), and
+`hook_for`, which builds a scheme's hook from the registry, timed (hooks.timed), its codec included.
 
-- none:     fp32 all-reduce (hooks.counting_allreduce_hook)
-- fp16/bf16: torch's fp16/bf16_compress_wrapper around the counting all-reduce: the counter sees the
-            half-width tensor it really reduces
-- powersgd: torch's powerSGD_hook (rank r, error feedback, warm start). It issues its own all-reduces,
-            two of them from future callbacks, so they are counted where torch.distributed is called
-            (CountingDist). One bucket: on gloo, several buckets' callback-issued all-reduces can
-            interleave differently on different ranks and abort with a size mismatch.
-- topk:     the largest |g| fraction `ratio` of each bucket, with error feedback; values (fp32) and
-            indices (int32) all-gathered, summed on every rank
-- int8:     each bucket quantized with its own scale (max|g| / 127); int8 values and the fp32 scale
-            all-gathered, dequantized and averaged on every rank (an int8 sum would overflow)
+Every hook is counted at its collectives by the ByteCounter: the half-width casts through the counting
+all-reduce, the all-gather schemes (top-k, int8) through `gather_and_average`, PowerSGD's own all-reduces
+in a private copy of torch's module whose `dist` counts (`private_powersgd_module`).
 """
 
-# No `from __future__ import annotations`: DDP checks a hook's return annotation at runtime.
-import math
-from dataclasses import dataclass, field
 import importlib.util
 from typing import Any, Callable
 
@@ -24,10 +14,12 @@ import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from commbench.comm.hooks import ByteCounter, counting_allreduce_hook, timed
+from commbench.comm.schemes import SCHEMES
 
 Future = torch.futures.Future
 
-# ---------------------------------------------------------------- torch's hooks, counted
+
+# ---------------------------------------------------------------- PowerSGD: torch's hook, counted
 class CountingDist:
     """torch.distributed as torch's PowerSGD hook module sees it, with each all_reduce counted and its
     completion stamped."""
@@ -78,21 +70,11 @@ def private_powersgd_module(counter: ByteCounter):
     return module
 
 
-def powersgd(counter: ByteCounter, params: dict[str, Any]) -> tuple[Any, Callable]:
-    module = private_powersgd_module(counter)
-    state = module.PowerSGDState(
-        process_group=counter.group, matrix_approximation_rank=params["rank"],
-        start_powerSGD_iter=params["start_iter"], min_compression_rate=params["min_compression_rate"],
-        use_error_feedback=True, warm_start=True, random_seed=0)
-    return state, timed(module.powerSGD_hook, counter, late_collectives=True)
-
-
-# ---------------------------------------------------------------- top-k and int8: all-gather hooks
-@dataclass
-class TopKState:
-    counter: ByteCounter
-    ratio: float
-    residuals: dict[int, torch.Tensor] = field(default_factory=dict)  # error feedback per bucket
+# ---------------------------------------------------------------- shared by the schemes
+def cast_allreduce(counter: ByteCounter, dtype: str) -> tuple[Any, Callable]:
+    """torch's fp16/bf16 compress wrapper around the counting all-reduce: the counter sees the
+    half-width tensor it really reduces."""
+    return counter, getattr(default_hooks, f"{dtype}_compress_wrapper")(counting_allreduce_hook)
 
 
 def gather_and_average(counter: ByteCounter, grad: torch.Tensor, parts: list[torch.Tensor],
@@ -111,43 +93,11 @@ def gather_and_average(counter: ByteCounter, grad: torch.Tensor, parts: list[tor
     return gathered.then(decode)
 
 
-def topk_hook(state: TopKState, bucket) -> torch.futures.Future[torch.Tensor]:
-    """Send the k = ceil(ratio x n) largest-magnitude entries (plus what earlier steps left out)."""
-    counter = state.counter
-    grad = bucket.buffer()
-    residual = state.residuals.get(bucket.index())
-    if residual is not None and residual.numel() != grad.numel():
-        residual = None  # DDP rebuilt its buckets after the first step: bucket i is another bucket now
-    acc = grad + residual if residual is not None else grad.clone()
-    k = max(1, math.ceil(state.ratio * acc.numel()))
-    index = acc.abs().topk(k, sorted=False).indices
-    values = acc[index]
-    acc[index] = 0
-    state.residuals[bucket.index()] = acc
-    return gather_and_average(counter, grad, [values, index.to(torch.int32)],
-                              lambda g, v, i: g.index_add_(0, i.long(), v))
-
-
-def int8_hook(counter: ByteCounter, bucket) -> torch.futures.Future[torch.Tensor]:
-    """Send the bucket as int8 with one fp32 scale."""
-    grad = bucket.buffer()
-    scale = (grad.abs().max() / 127).clamp(min=torch.finfo(torch.float32).tiny).reshape(1)
-    quantized = torch.round(grad / scale).to(torch.int8)
-    return gather_and_average(counter, grad, [quantized, scale], lambda g, q, s: g.add_(q.to(g.dtype) * s))
-
-
 def hook_for(name: str, params: dict[str, Any], counter: ByteCounter) -> tuple[Any, Callable]:
-    """(state, hook) for DDP.register_comm_hook; every hook timed (hooks.timed), its codec included."""
-    if name == "none":
-        return counter, timed(counting_allreduce_hook, counter)
-    if name == "fp16":
-        return counter, timed(default_hooks.fp16_compress_wrapper(counting_allreduce_hook), counter)
-    if name == "bf16":
-        return counter, timed(default_hooks.bf16_compress_wrapper(counting_allreduce_hook), counter)
-    if name == "powersgd":
-        return powersgd(counter, params)
-    if name == "topk":
-        return TopKState(counter, params["ratio"]), timed(topk_hook, counter)
-    if name == "int8":
-        return counter, timed(int8_hook, counter)
-    raise ValueError(f"unknown compression {name!r}")
+    """(state, hook) for DDP.register_comm_hook from the scheme's spec; every hook timed (hooks.timed),
+    its codec included."""
+    scheme = SCHEMES.get(name)
+    if scheme is None:
+        raise ValueError(f"unknown compression {name!r}")
+    state, hook = scheme.hook(counter, params)
+    return state, timed(hook, counter, late_collectives=scheme.late_collectives)

@@ -120,13 +120,13 @@ def draw(opts: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     opts, _ = COMMAND.parse(argv)
-    from commbench.models import UnknownModelError, get_spec
+    from commbench.models import MODEL_ERRORS, get_spec
     from commbench.sinks.comparison import comparison_table
 
     for model in opts["models"]:
         try:
             get_spec(model)
-        except UnknownModelError as exc:
+        except MODEL_ERRORS as exc:
             fail(str(exc))
     result = draw(opts)
     emit(result, opts["format"], lambda: comparison_table(result, opts["nodes"]))

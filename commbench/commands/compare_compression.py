@@ -3,13 +3,12 @@ each scheme a recorded run (resume skips it when recorded)."""
 
 from __future__ import annotations
 
+from commbench.comm.schemes import SCHEMES
 from commbench.commands.common import emit
 from commbench.options import FORMAT, Command, Option
 
 
 def scheme_list(text: str) -> list[str]:
-    from commbench.comm.schemes import SCHEMES
-
     names = [s for s in text.split(",") if s]
     unknown = [s for s in names if s not in SCHEMES]
     if unknown or not names:
@@ -17,15 +16,9 @@ def scheme_list(text: str) -> list[str]:
     return names
 
 
-def all_schemes() -> list[str]:
-    from commbench.comm.schemes import SCHEMES
-
-    return list(SCHEMES)
-
-
 COMMAND = Command("compare-compression", "Run every gradient compression scheme on one model and N: bytes per step, "
                   "comm and step time, and the loss each reaches.",
-                  (Option("schemes", scheme_list, all_schemes(), "comma-separated schemes"), FORMAT),
+                  (Option("schemes", scheme_list, list(SCHEMES), "comma-separated schemes"), FORMAT),
                   run_options=True, examples=("compare-compression model=alexnet nodes=4",
                                               "compare-compression model=squeezenet nodes=2 schemes=none,topk"))
 

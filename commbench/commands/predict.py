@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from commbench.comm.schemes import SCHEMES
 from commbench.commands.common import emit
 from commbench.errors import fail
 from commbench.options import FORMAT, RESULTS, Command, Option, choice, non_negative_float, positive_float, positive_int
 from commbench.units import parse_bandwidth, parse_latency
+
+REPLAYABLE = [name for name, scheme in SCHEMES.items() if scheme.replayable]  # one all-reduce per recorded bucket
 
 COMMAND = Command("predict", "Simulate a step (compute from the trace, buckets at their ready offsets, overlap) per "
                   "all-reduce algorithm on a given network and topology (or the busbw fit), N up to 1024; rank the zoo.",
@@ -28,7 +31,7 @@ COMMAND = Command("predict", "Simulate a step (compute from the trace, buckets a
                    Option("network.intra_latency", parse_latency, None, "intra-node latency (default: inter's)"),
                    Option("cluster.gpus_per_node", positive_int, 1, "ranks per node (hierarchical ring)"),
                    Option("backend", choice("nccl", "gloo"), "nccl", "collectives at once: nccl 1, gloo 2"),
-                   Option("compression", choice("none", "fp16", "bf16"), "none", "whose recorded trace to use"),
+                   Option("compression", choice(*REPLAYABLE), "none", "whose recorded trace to use"),
                    Option("compute_s", positive_float, None, "one device's step without DDP (s): the trace scaled "
                           "to it, or the default profile; DDP's own cost is then added"),
                    Option("compute.scale", positive_float, 1.0, "compute times x this (0.1: a device 10x faster)"),
@@ -84,11 +87,12 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
     from commbench.comm.buckets import cached_layout
     from commbench.config import model_conf
     from commbench.results import setup
+    from commbench.settings import default
     from commbench.timeline import Trace
 
     compression = opts["compression"]
     like = {"model": model, "model_kwargs": {"num_classes": 1000, **model_conf(model)}, "compression": compression,
-            "compression_params": {}, "bucket_cap_mb": 25.0}  # the model as conf/ configures it, DDP's buckets
+            "compression_params": {}, "bucket_cap_mb": default("ddp.bucket_cap_mb")}  # the model as conf/ configures it, DDP's buckets
     mine = [r for r in setup.matching(runs, like, setup.BUCKETS) if r.get("status", "ok") == "ok"]
     traced = [r for r in mine if r["nodes"] == 1 and r.get("trace")]
     with_buckets = [r for r in mine if r.get("buckets")]
@@ -167,13 +171,13 @@ def ranking(runs: list[dict[str, Any]], opts: dict[str, Any], cluster, channels:
 
 def main(argv: list[str]) -> None:
     opts, _ = COMMAND.parse(argv)
-    from commbench.models import UnknownModelError, get_spec
+    from commbench.models import MODEL_ERRORS, get_spec
     from commbench.results.store import records_of
     from commbench.sinks.predictions import predict_tables
     from commbench.timeline import CHANNELS
     try:
         get_spec(opts["model"])
-    except UnknownModelError as exc:
+    except MODEL_ERRORS as exc:
         fail(str(exc))
     net, net_source = network_for(opts, opts["nodes"])
     cluster, channels = cluster_for(opts, net), CHANNELS[opts["backend"]]

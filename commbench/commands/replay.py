@@ -13,6 +13,7 @@ from typing import Any
 
 from commbench.commands.common import COLLECTIVE_OPTIONS, emit, emulate_if_asked, on_ray
 from commbench.errors import fail
+from commbench.models.sources import run_options
 from commbench.options import FORMAT, Command, Option, choice, positive_float
 
 COMMAND = Command("replay", "Replay a recorded step on N real ranks with compute as sleep (collectives issued at their "
@@ -21,7 +22,7 @@ COMMAND = Command("replay", "Replay a recorded step on N real ranks with compute
                    Option("mode", choice("trace", "back_to_back"), "trace",
                           "trace: compute as sleep, buckets at their offsets; back_to_back: buckets in a row, no compute"),
                    Option("models", lambda s: [m for m in s.split(",") if m], None,
-                          "several models in one cluster (alexnet,squeezenet); default: model="),
+                          "several models in one cluster (alexnet,squeezenet,timm/ghostnet_100); default: model="),
                    Option("trace", str, None, "config_hash (or its start) of the run whose trace to replay; "
                           "run: the newest trained run at this N and network (its own compute)"),
                    Option("compute.scale", positive_float, 1.0, "compute times x this (0.1: a device 10x faster)"),
@@ -70,7 +71,7 @@ def trace_run(plan, runs: list[dict[str, Any]], wanted: str | None) -> dict[str,
         fail(f"no nodes=1 run of {plan.model} with this compute setup in {plan.runs_file}: the newest differs in "
              + "; ".join(setup.differences(ones[-1], like, fields)))
     fail(f"no nodes=1 run of {plan.model} with a trace in {plan.runs_file}: run `python -m commbench "
-         f"model={plan.model} nodes=1` (same batch_size, threads) first")
+         f"{' '.join(run_options(plan.model))} nodes=1` (same batch_size, threads) first")
 
 
 def own_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -100,19 +101,21 @@ def bucket_run(plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
         fail(f"no run of {plan.model} with this bucket layout in {plan.runs_file}: the newest differs in "
              + "; ".join(setup.differences(of_model[-1], like, setup.BUCKETS)))
     fail(f"no record of model {plan.model!r} with buckets in {plan.runs_file}: "
-         f"run `python -m commbench model={plan.model} nodes=2` first")
+         f"run `python -m commbench {' '.join(run_options(plan.model))} nodes=2` first")
 
 
 def job_for(plan, runs: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
     """What the workers replay for one model, and the record it came from."""
-    from commbench.comm.schemes import REPLAYABLE, collective_of
+    from commbench.comm.schemes import SCHEMES
     from commbench.timeline import Trace
 
-    if collective_of(plan.compression) != "all_reduce":
+    scheme = SCHEMES[plan.compression]
+    if scheme.collective != "all_reduce":
         fail(f"replay issues all-reduces; compression={plan.compression} sends its buckets through all-gathers")
-    if plan.compression not in REPLAYABLE:
+    if not scheme.replayable:
+        replayable = sorted(name for name, s in SCHEMES.items() if s.replayable)
         fail(f"replay sends each recorded bucket as one all-reduce; compression={plan.compression} computes its "
-             f"payload anew every step in several (replayable: {', '.join(sorted(REPLAYABLE))})")
+             f"payload anew every step in several (replayable: {', '.join(replayable)})")
     if opts["mode"] == "back_to_back":
         source = bucket_run(plan, runs)
         buckets = [{"payload_bytes": b["payload_bytes"], "dtype": b["dtype"]}
@@ -137,7 +140,7 @@ def plans_and_jobs(argv: list[str]):
 
     opts, overrides = COMMAND.parse(argv)
     models = opts["models"] or [None]
-    plans = [plan_from([*overrides, f"model={m}"] if m else overrides) for m in models]
+    plans = [plan_from([*overrides, *run_options(m)] if m else overrides) for m in models]
     if plans[0].nodes < 2:
         fail("replay needs nodes >= 2: an all-reduce on one rank moves no bytes")
     runs = records_of(plans[0].results_dir, "run")
@@ -155,21 +158,22 @@ def record_of(plan, job: dict[str, Any], out: dict[str, Any], opts: dict[str, An
     if out["payloads"] != [payload]:
         fail(f"replay of {plan.model} sent {out['payloads']} bytes per iteration, the record says {payload}", code=1)
     med = {k: percentile([i[k] for i in iters], 50) for k in ("step_s", "exposed_comm_s", "comm_busy_s")}
+    # back_to_back: no compute, so the step is the buckets' comm time and all of it is exposed
     record = {**collective_record(plan, "replay"), **setup.setup_of(source, ("device", "host_cpus")),
               "mode": mode, "model": plan.model, "model_kwargs": plan.model_kwargs,
               "trace_config_hash": source.get("config_hash"), "trace_nodes": source.get("nodes"), "bucket_bytes": [b["payload_bytes"] for b in job["buckets"]],
               "payload_bytes": payload, "iters": len(iters), "per_iter": iters,
               "step_time_s": med["step_s"], "step_time_p90_s": percentile([i["step_s"] for i in iters], 90),
-              "exposed_comm_s": med["exposed_comm_s"], "comm_busy_s": med["comm_busy_s"]}
+              "exposed_comm_s": med["exposed_comm_s"],
+              "exposed_comm_p90_s": percentile([i["exposed_comm_s"] for i in iters], 90),
+              "comm_busy_s": med["comm_busy_s"]}
     if mode == "trace":
         record.update(compute_scale=opts["compute.scale"], compute_step_s=opts["compute.step_s"],
-                      trace_step_s=job["trace_step_s"], comm_time_s=med["exposed_comm_s"],
-                      comm_time_p90_s=percentile([i["exposed_comm_s"] for i in iters], 90),
+                      trace_step_s=job["trace_step_s"],
                       efficiency=job["trace_step_s"] / med["step_s"], compute_time_1_s=job["trace_step_s"])
         record["projected_efficiency"] = record["efficiency"]
     else:
-        record.update(comm_time_s=med["step_s"], comm_time_p90_s=record["step_time_p90_s"],
-                      times_s=[i["step_s"] for i in iters], **projection(runs, source, med["step_s"]))
+        record.update(times_s=[i["step_s"] for i in iters], **projection(runs, source, med["step_s"]))
     return record
 
 

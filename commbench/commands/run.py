@@ -7,53 +7,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from commbench.comm.schemes import SCHEMES
 from commbench.errors import PlanError, fail
 from commbench.options import Command
 from commbench.overrides import MULTIRUN_FLAGS, checked_cells, nodes_first
+from commbench.settings import help_lines
 
 COMMAND = Command("run", "Train a model data-parallel on Ray and record the bytes each step sends and where its "
                   "time goes (the default command).", run_options=True,
                   examples=("model=squeezenet nodes=8", "-m model=alexnet,squeezenet nodes=1,2,4,8",
                             "model=alexnet nodes=2 cluster=emulated network.bandwidth=100mbit"))
 
-# Every key of conf/ a run reads, with what it does (tests/test_help.py checks both lists agree).
+# Every key of conf/ a run reads, with what it does: the declared ones from commbench/settings.py, the
+# groups' own here (tests/test_help.py checks the list and the config agree).
 RUN_OPTIONS = {
-    "model": "the model (config group conf/model/; list: python -m commbench models); variants as model.alpha=0.5",
+    "model": "a zoo model (conf/model/; list: python -m commbench models), variants as model.alpha=0.5; or any other: "
+             "model=torchvision|timm model.name=..., model=custom model._target_=package.module.factory",
     "model.num_classes": "classifier outputs (the last layer's bytes depend on it)",
-    "nodes": "data-parallel workers; 1 is the scaling baseline",
-    "steps": "timed steps",
-    "warmup": "untimed steps first (DDP rebuilds its buckets after the first)",
-    "batch_size": "synthetic samples per worker per step",
-    "image_size": "square synthetic input (bytes do not depend on it; compute does)",
-    "seed": "weights and synthetic data",
-    "use_gpu": "nccl on GPUs instead of gloo on CPU",
-    "results_dir": "where runs.jsonl, busbw.jsonl, replay.jsonl and the report go",
-    "resume": "skip a run whose config_hash already has a successful record",
-    "collective_timeout_s": "process-group timeout: a dead peer fails the run, never hangs it",
-    "failure.max_restarts": "Ray Train restarts of a run whose worker died (from step 0) or whose workers failed to start",
-    "optimizer.lr": "SGD learning rate on each worker's fixed synthetic batch",
-    "optimizer.momentum": "SGD momentum",
-    "ddp.bucket_cap_mb": "DDP's gradient bucket size (MB)",
-    "ddp.broadcast_buffers": "DDP's per-forward BatchNorm buffer broadcast (counted apart)",
-    "cluster": "local (embedded Ray), emulated (namespaces + shaped links, root), or a running cluster: ray, compose, slurm, kuberay",
-    "cluster.address": "HOST:PORT (or auto) of a running Ray cluster; none starts an embedded one",
-    "cluster.workers_per_node": "with an address: workers each node may hold",
-    "cluster.cpus_per_worker": "Ray CPUs per worker (logical); none: 1",
-    "cluster.threads_per_worker": "torch threads per worker; none: 1 on this machine, a node's cores / its workers on a cluster",
+    **{("cluster" if key == "cluster.kind" else key): text for key, text in help_lines().items()},
     "network": "the emulated links (config group conf/network/)",
     "network.bandwidth": "emulated link rate: 100mbit, 1gbit, 1.25GB/s",
     "network.latency": "emulated one-way latency: 0.5ms (needs netem)",
     "network.loss": "emulated packet loss, percent (needs netem)",
-    "compression": "none, fp16, bf16, powersgd, topk, int8; parameters as compression.ratio=0.001",
+    "compression": ", ".join(f"{name} ({scheme.summary})" for name, scheme in SCHEMES.items())
+                   + "; parameters as compression.ratio=0.001",
     "logging": "wandb or none",
-    "logging.wandb.mode": "offline (files in results_dir/wandb), online, disabled",
-    "logging.wandb.project": "W&B project",
-    "logging.wandb.entity": "W&B user or team (online)",
-    "logging.wandb.group": "W&B group; none: the sweep's folder name",
-    "logging.wandb.tags": "tags added to the automatic ones",
-    "logging.wandb.init_timeout_s": "online: seconds to wait for the server",
-    "logging.wandb.finish_timeout_s": "online: seconds a run's end waits for uploads",
-    "logging.wandb.required": "true: a W&B that cannot work is an error before Ray starts",
 }
 
 
@@ -209,6 +187,7 @@ def main(argv: list[str]) -> None:
     from omegaconf import OmegaConf
 
     from commbench.config import config_path
+    from commbench.settings import register
 
     if any(a in ("--help", "-h") for a in argv):
         print(tool_help())
@@ -219,6 +198,7 @@ def main(argv: list[str]) -> None:
     from commbench.pool import POOL
 
     POOL.expect(plans)  # an embedded Ray sized for the sweep's largest worker group
+    register()  # the schema conf/config.yaml names first
 
     @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
     def app(cfg) -> None:

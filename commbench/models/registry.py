@@ -8,17 +8,20 @@ the count independent of the input size.  ``min_image_size`` values were measure
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from commbench.models import sources
+from commbench.models.sources import Timm, Torchvision
+
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-TORCHVISION = "torchvision"
+TORCHVISION, TIMM = "torchvision", "timm"
 
 
 class FrozenDict(Mapping):
@@ -47,11 +50,12 @@ class FrozenDict(Mapping):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str                        # registry key
+    name: str                        # registry key, or <source>/<name> for a library's or a user's model
     build: Callable[..., nn.Module]  # build(num_classes=1000, **variant_kwargs)
-    source: str                      # "torchvision" or "paper: <short title>, <table/section>"
-    min_image_size: int              # smallest H=W the default variant accepts (measured)
+    source: str                      # "torchvision", "timm", "paper: <short title>, <table/section>", "custom"
+    min_image_size: int | None       # smallest H=W the default variant accepts (measured); None: probed per run
     defaults: Mapping[str, Any] = field(default_factory=FrozenDict)  # default variant kwargs
+    open: bool = False               # any keyword argument goes to the builder (a library's or a user's model)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", FrozenDict(self.defaults))
@@ -63,7 +67,10 @@ class UnknownModelError(KeyError):
         self.name = name
 
     def __str__(self) -> str:  # KeyError would repr() the message; keep it one plain line
-        return f"unknown model {self.name!r}; known: {', '.join(MODELS)}"
+        near = difflib.get_close_matches(str(self.name), list(MODELS), n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        return (f"unknown model {self.name!r}{hint}; the zoo: {', '.join(MODELS)}; any other: "
+                "model=torchvision|timm model.name=..., or model=custom model._target_=package.module.factory")
 
 
 @dataclass(frozen=True)
@@ -78,27 +85,10 @@ class _Own:
         return getattr(importlib.import_module(f"commbench.models.{self.module}"), self.fn)(num_classes, **kwargs)
 
 
-densenet_bc, mobilenet_v1, shufflenet_v1, squeezenext = (
-    _Own(name, name) for name in ("densenet_bc", "mobilenet_v1", "shufflenet_v1", "squeezenext"))
+densenet_bc, espnetv2, mobilenet_v1, shufflenet_v1, squeezenext = (
+    _Own(name, name) for name in ("densenet_bc", "espnetv2", "mobilenet_v1", "shufflenet_v1", "squeezenext"))
 squeezenet_simple_bypass = _Own("squeezenet", "squeezenet_simple_bypass")
 squeezenet_complex_bypass = _Own("squeezenet", "squeezenet_complex_bypass")
-
-
-@dataclass(frozen=True)
-class _Torchvision:
-    """Builder for a torchvision model; a dataclass so specs pickle and compare by value.
-    ``fixed``: constructor arguments that are part of the architecture, not a variant."""
-
-    fn: str
-    fixed: Mapping[str, Any] = field(default_factory=FrozenDict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fixed", FrozenDict(self.fixed))
-
-    def __call__(self, num_classes: int = 1000) -> nn.Module:
-        import torchvision.models as tvm  # only where a torchvision model is built: it costs ~1.6 s to import
-
-        return getattr(tvm, self.fn)(weights=None, num_classes=num_classes, **self.fixed)  # never download weights
 
 
 _SHUFFLENET_V2 = {0.5: "shufflenet_v2_x0_5", 1.0: "shufflenet_v2_x1_0",
@@ -108,7 +98,7 @@ _SHUFFLENET_V2 = {0.5: "shufflenet_v2_x0_5", 1.0: "shufflenet_v2_x1_0",
 def shufflenet_v2(num_classes: int = 1000, scale: float = 1.0) -> nn.Module:
     if scale not in _SHUFFLENET_V2:
         raise ValueError(f"shufflenet_v2 scale must be one of {sorted(_SHUFFLENET_V2)}, got {scale!r}")
-    return _Torchvision(_SHUFFLENET_V2[scale])(num_classes=num_classes)
+    return Torchvision(_SHUFFLENET_V2[scale])(num_classes=num_classes)
 
 
 def _spec(name, build, source, min_image_size, **defaults) -> tuple[str, ModelSpec]:
@@ -117,9 +107,9 @@ def _spec(name, build, source, min_image_size, **defaults) -> tuple[str, ModelSp
 
 # Order matters: AlexNet (the baseline), the SqueezeNet family, the other compact CNNs, then the large ones.
 MODELS: dict[str, ModelSpec] = dict([
-    _spec("alexnet", _Torchvision("alexnet"), TORCHVISION, 63),
-    _spec("squeezenet", _Torchvision("squeezenet1_0"), TORCHVISION, 21),
-    _spec("squeezenet1_1", _Torchvision("squeezenet1_1"), TORCHVISION, 17),
+    _spec("alexnet", Torchvision("alexnet"), TORCHVISION, 63),
+    _spec("squeezenet", Torchvision("squeezenet1_0"), TORCHVISION, 21),
+    _spec("squeezenet1_1", Torchvision("squeezenet1_1"), TORCHVISION, 17),
     _spec("squeezenet_simple_bypass", squeezenet_simple_bypass,
           "paper: SqueezeNet, Sec. 6 / Fig. 2 (simple bypass) / Table 3", 21),
     _spec("squeezenet_complex_bypass", squeezenet_complex_bypass,
@@ -129,50 +119,68 @@ MODELS: dict[str, ModelSpec] = dict([
           width=1.0, depth=23),
     _spec("mobilenet_v1", mobilenet_v1, "paper: MobileNets, Table 1 (body) / Table 6 (width)", 1,
           alpha=1.0),
-    _spec("mobilenet_v2", _Torchvision("mobilenet_v2"), TORCHVISION, 1),
-    _spec("mobilenet_v3_small", _Torchvision("mobilenet_v3_small"), TORCHVISION, 1),
-    _spec("mobilenet_v3_large", _Torchvision("mobilenet_v3_large"), TORCHVISION, 1),
+    _spec("mobilenet_v2", Torchvision("mobilenet_v2"), TORCHVISION, 1),
+    _spec("mobilenet_v3_small", Torchvision("mobilenet_v3_small"), TORCHVISION, 1),
+    _spec("mobilenet_v3_large", Torchvision("mobilenet_v3_large"), TORCHVISION, 1),
     _spec("shufflenet_v1", shufflenet_v1, "paper: ShuffleNet, Table 1 / Sec. 3.3", 1,
           groups=3, scale=1.0),
     _spec("shufflenet_v2", shufflenet_v2, TORCHVISION, 1, scale=1.0),
-    _spec("densenet121", _Torchvision("densenet121"), TORCHVISION, 29),
+    _spec("espnetv2", espnetv2, "paper: ESPNetv2, Figs. 1-2 (EESP, strided EESP); the authors' ImageNet table", 1,
+          scale=1.0),
+    _spec("efficientnet_b0", Torchvision("efficientnet_b0"), TORCHVISION, 1),
+    _spec("ghostnet", Timm("ghostnet_100"), TIMM, 1),  # GhostNet 1.0x
+    _spec("fbnet_c", Timm("fbnetc_100"), TIMM, 1),
+    _spec("densenet121", Torchvision("densenet121"), TORCHVISION, 29),
     _spec("densenet_bc", densenet_bc, "paper: DenseNet, Sec. 3 / Table 2 (DenseNet-BC, CIFAR)", 4,
           growth_rate=12, depth=100),
-    _spec("resnet50", _Torchvision("resnet50"), TORCHVISION, 1),
-    _spec("resnext50_32x4d", _Torchvision("resnext50_32x4d"), TORCHVISION, 1),
+    _spec("resnet50", Torchvision("resnet50"), TORCHVISION, 1),
+    _spec("resnext50_32x4d", Torchvision("resnext50_32x4d"), TORCHVISION, 1),
     # The large CNNs whose data-parallel scaling is published (e.g. Horovod's VGG-16 / ResNet-101 /
     # Inception V3 figures), to put commbench's predictions beside.
-    _spec("vgg16", _Torchvision("vgg16"), TORCHVISION, 32),
-    _spec("resnet101", _Torchvision("resnet101"), TORCHVISION, 1),
+    _spec("vgg16", Torchvision("vgg16"), TORCHVISION, 32),
+    _spec("resnet101", Torchvision("resnet101"), TORCHVISION, 1),
     # aux_logits: the published 27,161,264 includes the auxiliary classifier, which runs only in
     # training and needs a 17x17 Mixed_6e map: 299 px (75 px in eval).  init_weights=False: the same
     # parameters, half the build time (truncated-normal init), and no FutureWarning.
-    _spec("inception_v3", _Torchvision("inception_v3", {"aux_logits": True, "init_weights": False}),
+    _spec("inception_v3", Torchvision("inception_v3", (("aux_logits", True), ("init_weights", False))),
           TORCHVISION, 299),
 ])
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
+    """A zoo model by its name, or a library's or a user's model by <source>/<name> (checked: the
+    library has it, the factory imports; ModelSourceError otherwise)."""
+    if isinstance(name, str) and name in MODELS:
         return MODELS[name]
-    except (KeyError, TypeError):
-        raise UnknownModelError(name) from None
+    if not isinstance(name, str) or not sources.split(name)[0]:
+        raise UnknownModelError(name)
+    return _source_spec(name)
 
 
-def _variant(spec: ModelSpec, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """spec.defaults overridden by kwargs; a kwarg the model does not have is a TypeError."""
-    unknown = sorted(set(kwargs) - set(spec.defaults))
-    if unknown:
+@functools.lru_cache(maxsize=None)
+def _source_spec(name: str) -> ModelSpec:
+    sources.check(name)
+    source = sources.split(name)[0]
+    return ModelSpec(name, sources.builder(name), source, None, open=True)
+
+
+def variant_kwargs(spec: ModelSpec, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """spec.defaults overridden by kwargs; a kwarg a zoo model does not have is a TypeError."""
+    unknown = sorted(set(kwargs) - set(spec.defaults) - {"num_classes"})
+    if unknown and not spec.open:
         valid = ", ".join(spec.defaults) or "none"
         raise TypeError(f"model {spec.name!r} has no option {unknown[0]!r}; valid options: {valid}")
     return {**spec.defaults, **kwargs}
 
 
-def build_model(name: str, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """The model with these keyword arguments (num_classes and the variant); the builder's defaults
+    for the rest. A user's factory gets exactly the keys given."""
     spec = get_spec(name)
+    num_classes = kwargs.get("num_classes", 1)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return spec.build(num_classes=num_classes, **_variant(spec, kwargs))
+    return spec.build(**variant_kwargs(spec, kwargs))
 
 
 def count_params(model: nn.Module) -> int:
@@ -180,65 +188,9 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def count_params_meta(name: str, num_classes: int = 1000, **kwargs: Any) -> int:
+def count_params_meta(name: str, **kwargs: Any) -> int:
     """count_params of the model built on the meta device: shapes only, no weights allocated."""
     import torch
 
     with torch.device("meta"):
-        return count_params(build_model(name, num_classes=num_classes, **kwargs))
-
-
-def logits(out: Any) -> torch.Tensor:
-    """The class scores of a forward: Inception3 in training returns (logits, aux_logits)."""
-    return out[0] if isinstance(out, tuple) else out
-
-
-def forward_ok(model: nn.Module, size: int, batch: int = 1) -> bool:
-    """Does a (batch, 3, size, size) input go through (in the model's current mode) and give one
-    logit row per sample?"""
-    import torch
-
-    try:
-        with torch.no_grad():
-            out = logits(model(torch.zeros(batch, 3, size, size)))
-    except (RuntimeError, ValueError):  # too small: a kernel/pool larger than its input
-        return False
-    return out.dim() == 2 and out.shape[0] == batch
-
-
-def accepts(model: nn.Module, size: int) -> bool:
-    """Does a size go through in eval (batch 1: BatchNorm uses running statistics) and in training
-    (batch 2: BatchNorm needs two values per channel), as a run needs?  Only training runs
-    inception_v3's auxiliary classifier.  Leaves the model in eval mode."""
-    try:
-        return forward_ok(model.eval(), size) and forward_ok(model.train(), size, batch=2)
-    finally:
-        model.eval()
-
-
-def measure_min_image_size(model: nn.Module, limit: int = 1024) -> int:
-    """Smallest square size that `accepts`, by binary search (sizes that fit only grow)."""
-    hi = 8
-    while not accepts(model, hi):
-        if hi >= limit:
-            raise ValueError(f"no input size up to {limit} px goes through the model")
-        hi *= 2
-    lo = 0  # size 0 never works
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if accepts(model, mid) else (mid, hi)
-    return hi
-
-
-@functools.lru_cache(maxsize=None)
-def _measured(name: str, variant: tuple[tuple[str, Any], ...]) -> int:
-    return measure_min_image_size(build_model(name, num_classes=2, **dict(variant)))
-
-
-def min_image_size(name: str, **kwargs: Any) -> int:
-    """Smallest square input the variant accepts (recorded for defaults, else measured once)."""
-    spec = get_spec(name)
-    variant = _variant(spec, kwargs)
-    if variant == dict(spec.defaults):
-        return spec.min_image_size
-    return _measured(name, tuple(sorted(variant.items())))
+        return count_params(build_model(name, **kwargs))

@@ -11,17 +11,18 @@ from commbench.results import setup
 CONVERGENCE = ["steps=30", "warmup=3", "optimizer.lr=0.002", "optimizer.momentum=0.9"]  # trains on every scheme
 
 
-MAIN_PARAM = {"powersgd": "rank", "topk": "ratio"}  # what a label shows; records keep them all
-
-
 def scheme_key(record: dict[str, Any]) -> str:
     return json.dumps([record.get("compression", "none"), record.get("compression_params") or {}], sort_keys=True)
 
 
 def scheme_label(record: dict[str, Any]) -> str:
-    name = record.get("compression", "none")
-    key = MAIN_PARAM.get(name)
-    return name + (f" {key}={record['compression_params'][key]}" if key in (record.get("compression_params") or {}) else "")
+    """The scheme as tables and charts name it ("topk ratio=0.01"): the label the run's record got from
+    the scheme's spec (record.py; the spec says which parameter it shows); for a record from before
+    that field, the scheme with all its parameters."""
+    if record.get("compression_label"):
+        return record["compression_label"]
+    params = record.get("compression_params") or {}
+    return " ".join([record.get("compression", "none"), *(f"{k}={v}" for k, v in sorted(params.items()))])
 
 
 # Runs that differ only in their compression compare: the same model, N, steps, optimizer and setup
@@ -52,7 +53,7 @@ def compression_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "grad_bytes_per_step": r["grad_bytes_per_step"], "sent_bytes_per_step": r["sent_bytes_per_step"],
                 "ratio": fp32 / r["grad_bytes_per_step"],
                 "sent_ratio": r.get("sent_compression_ratio"), "collectives_per_step": r["collectives_per_step"],
-                "comm_time_s": r["comm_time_s"], "comm_busy_s": r.get("comm_busy_s"), "codec_time_s": r.get("codec_time_s"), "step_time_s": r["step_time_s"],
+                "exposed_comm_s": r["exposed_comm_s"], "comm_busy_s": r.get("comm_busy_s"), "codec_time_s": r.get("codec_time_s"), "step_time_s": r["step_time_s"],
                 "loss_first": r["loss_first"], "loss_last": r["loss_last"], "steps": r["steps"],
                 "bucket_cap_mb": setup.value(r, "bucket_cap_mb"),
             })

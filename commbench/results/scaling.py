@@ -80,11 +80,11 @@ REPLAY_MATCH = (*setup.NETWORK, *setup.BUCKETS)  # a replay stands for a run ove
 
 
 def replay_time(replays: list[dict[str, Any]], run: dict[str, Any]) -> float | None:
-    """The newest back-to-back replay of this run's buckets at its N over its network, if any (a trace
-    replay's step depends on the compute it slept: `validate` compares those)."""
+    """The step (all comm) of the newest back-to-back replay of this run's buckets at its N over its
+    network, if any (a trace replay's step depends on the compute it slept: `validate` compares those)."""
     same = [r for r in setup.matching(replays, run, REPLAY_MATCH) if r["nodes"] == run["nodes"]
-            and r.get("mode", "back_to_back") == "back_to_back"]
-    return same[-1]["comm_time_s"] if same else None
+            and r["mode"] == "back_to_back"]
+    return same[-1]["step_time_s"] if same else None
 
 
 def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
@@ -102,7 +102,7 @@ def scaling_rows(records: Iterable[dict[str, Any]], replays: Iterable[dict[str, 
                 "efficiency": efficiency_against(r, base),
                 "step_time_s": r["step_time_s"],
                 "compute_time_s": r["compute_time_s"],
-                "exposed_comm_s": r["comm_time_s"],
+                "exposed_comm_s": r["exposed_comm_s"],
                 "codec_time_s": r.get("codec_time_s"),
                 "optimizer_time_s": r.get("optimizer_time_s"),
                 "imbalance_s": r.get("imbalance_s"),

@@ -3,7 +3,8 @@
 Every record of every kind (run, busbw, replay) stores these fields (`device`, which the workers
 report, only successful runs). Records are combined only
 where the fields a join depends on agree; `differences` names the ones that do not, so a refused
-join says why in one line. Records written before a field existed read as its default.
+join says why in one line. Records written before a field existed are read with its default filled
+in (schema.upgrade, from DEFAULTS).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-# field -> what a record that predates it measured
+from commbench.settings import default
+
+# field -> what a record that predates it measured (schema.upgrade fills it in)
 DEFAULTS: dict[str, Any] = {
     "cluster_kind": "local", "cluster_address": None,
     "bandwidth_bits_per_s": None, "latency_s": None, "loss_percent": None,
     "use_gpu": False, "device": None,
-    "compression": "none", "compression_params": {}, "bucket_cap_mb": 25.0, "broadcast_buffers": True,
+    "compression": "none", "compression_params": {}, "bucket_cap_mb": default("ddp.bucket_cap_mb"),
+    "broadcast_buffers": True,
     "threads_per_worker": None, "image_size": None, "batch_size": None,
     "host": None, "host_cpus": None,
 }
@@ -36,8 +40,6 @@ LABELS = {"bandwidth_bits_per_s": "bandwidth", "latency_s": "latency", "loss_per
 
 def value(record: dict[str, Any], field: str) -> Any:
     got = record.get(field)
-    if got is None and field in DEFAULTS:
-        return DEFAULTS[field]
     if field == "model_kwargs" and got is None:
         return {}
     if field == "bucket_cap_mb" and got is not None:
@@ -47,10 +49,8 @@ def value(record: dict[str, Any], field: str) -> Any:
 
 def non_comm_s(record: dict[str, Any]) -> float:
     """A step's time outside exposed communication (compute + codec + optimizer): what a baseline
-    contributes to a projected or predicted step. Records from before the split: their compute time."""
-    if record.get("exposed_comm_s") is not None:
-        return record["step_time_s"] - record["exposed_comm_s"]
-    return record["compute_time_s"]
+    contributes to a projected or predicted step."""
+    return record["step_time_s"] - record["exposed_comm_s"]
 
 
 def setup_of(record: dict[str, Any], fields: Sequence[str] = SETUP) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from commbench.results.schema import SCHEMA_VERSION, upgrade
+from commbench.settings import default
+
 
 @dataclass
 class RecordFile:
@@ -34,9 +37,11 @@ HASHED_FIELDS = (
     "bandwidth_bits_per_s", "latency_s", "loss_percent", "lr", "momentum", "threads_per_worker",
 )
 # Fields added after records existed: left out of the hash at these values, so earlier hashes hold.
-LATER_FIELDS = {"compression_params": {}, "lr": 1e-3, "momentum": 0.0, "threads_per_worker": None}
+LATER_FIELDS = {"compression_params": {}, "lr": default("optimizer.lr"), "momentum": default("optimizer.momentum"),
+                "threads_per_worker": None}
 
 FILES = {"run": "runs.jsonl", "busbw": "busbw.jsonl", "replay": "replay.jsonl"}  # kind -> file
+KINDS = {name: kind for kind, name in FILES.items()}  # file -> kind; any other file holds runs
 
 
 def path_of(results_dir: str | os.PathLike, kind: str) -> Path:
@@ -44,10 +49,9 @@ def path_of(results_dir: str | os.PathLike, kind: str) -> Path:
 
 
 def records_of(results_dir: str | os.PathLike, kind: str, ok_only: bool = True) -> list[dict[str, Any]]:
-    """The records of one kind, oldest first (a run without `kind` is a run); ok_only drops failed runs."""
+    """The records of one kind, oldest first, in the current form; ok_only drops failed runs."""
     out = []
-    for r in read_records(path_of(results_dir, kind)).records:
-        r.setdefault("kind", kind)
+    for r in read_records(path_of(results_dir, kind), kind).records:
         if not ok_only or r.get("status", "ok") == "ok":
             out.append(r)
     return out
@@ -80,7 +84,10 @@ def _seal_partial_line(fd: int) -> None:
         os.write(fd, b"\n")
 
 
-def read_records(path: Path) -> RecordFile:
+def read_records(path: Path, kind: str | None = None) -> RecordFile:
+    """Every record in `path`, each upgraded to the current form (schema.upgrade) as a record of
+    `kind` (default: what the file's name holds)."""
+    kind = kind or KINDS.get(Path(path).name, "run")
     out = RecordFile()
     if not path.exists():
         return out
@@ -94,7 +101,7 @@ def read_records(path: Path) -> RecordFile:
                 out.bad_lines.append(number)
                 continue
             if isinstance(record, dict):
-                out.records.append(record)
+                out.records.append(upgrade(record, kind))
             else:
                 out.bad_lines.append(number)
     return out
@@ -113,14 +120,16 @@ def provenance() -> dict[str, Any]:
 
 
 def base_record(plan, kind: str = "run") -> dict[str, Any]:
-    """The fields every record has, successful or failed: its kind, all that identifies the run (what
-    its config_hash covers), the hash, the setup identity, and provenance."""
-    return {"kind": kind, **plan.identity(), "config_hash": plan.config_hash(), **plan.setup(), **provenance()}
+    """The fields every record has, successful or failed: its kind and schema version, all that
+    identifies the run (what its config_hash covers), the hash, the setup identity, and provenance."""
+    return {"kind": kind, "schema": SCHEMA_VERSION, **plan.identity(), "config_hash": plan.config_hash(),
+            **plan.setup(), **provenance()}
 
 
 def collective_record(plan, kind: str) -> dict[str, Any]:
-    """The fields a busbw or replay record starts with: its kind, N, the setup identity, provenance."""
-    return {"kind": kind, "nodes": plan.nodes, **plan.setup(), **provenance()}
+    """The fields a busbw or replay record starts with: its kind and schema version, N, the setup
+    identity, provenance."""
+    return {"kind": kind, "schema": SCHEMA_VERSION, "nodes": plan.nodes, **plan.setup(), **provenance()}
 
 
 def failed_record(plan, reason: str, **timings: float) -> dict[str, Any]:

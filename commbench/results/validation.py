@@ -56,7 +56,7 @@ def link_label(record: dict[str, Any]) -> str:
 
 
 def is_trace_replay(r: dict[str, Any]) -> bool:
-    return r.get("mode") == "trace"
+    return r["mode"] == "trace"
 
 
 def full_run(runs: list[dict[str, Any]], replay: dict[str, Any], trace: dict[str, Any]) -> dict[str, Any] | None:
@@ -92,7 +92,7 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
     by_hash = {r.get("config_hash"): r for r in runs if r.get("trace")}
     newest: dict[tuple, dict[str, Any]] = {}
     for r in filter(is_trace_replay, replays):
-        scale = (r.get("compute_scale"), r.get("compute_step_s"), r.get("trace_nodes", 1))
+        scale = (r.get("compute_scale"), r.get("compute_step_s"), r["trace_nodes"])
         newest[(r["model"], r["nodes"], setup.key(r, setup.NETWORK), scale)] = r
     rows = []
     for (model, nodes, _, _), r in sorted(newest.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3][2])):
@@ -106,7 +106,7 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
         ring = predict(trace, nodes, net[0], channels_of(r))["ring"]
         unscaled = (r.get("compute_scale") or 1.0) == 1.0 and not r.get("compute_step_s")
         run = full_run(runs, r, trace_run) if unscaled else None
-        traced_at = r.get("trace_nodes", 1)  # a trained run's trace (replay trace=run: at this N)
+        traced_at = r["trace_nodes"]  # a trained run's trace (replay trace=run: at this N)
         row = {"model": model, "nodes": nodes, "link": link_label(r), "setup": setup.describe(r), "network": net[1],
                "trace": "nodes=1" if traced_at == 1 else f"N={traced_at} run" + ("'s own" if traced_at == nodes else ""),
                "payload_bytes": r["payload_bytes"], "trace_step_s": trace.compute_s,
@@ -114,7 +114,7 @@ def timeline_rows(runs: Iterable[dict[str, Any]], replays: Iterable[dict[str, An
                "no_overlap_step_s": ring["no_overlap_step_s"],
                "replay_step_s": r["step_time_s"], "replay_exposed_s": r["exposed_comm_s"],
                "run_step_s": run["step_time_s"] if run else None,
-               "run_exposed_s": run.get("exposed_comm_s") if run else None,
+               "run_exposed_s": run["exposed_comm_s"] if run else None,
                "predict_vs_replay": relative_error(ring["step_s"], r["step_time_s"]),
                "replay_vs_run": relative_error(r["step_time_s"], run["step_time_s"]) if run else None}
         rows.append(row)
@@ -134,8 +134,8 @@ def validation_rows(busbw_records: Iterable[dict[str, Any]], replays: Iterable[d
             continue
         predicted = step_comm_time("ring", r["bucket_bytes"], nodes, Network(fit["alpha_s"], fit["beta_s_per_byte"]))
         rows.append({"model": model, "nodes": nodes, "payload_bytes": r["payload_bytes"],
-                     "measured_s": r["comm_time_s"], "predicted_s": predicted,
-                     "error": relative_error(predicted, r["comm_time_s"]), "setup": setup.describe(r)})
+                     "measured_s": r["step_time_s"], "predicted_s": predicted,
+                     "error": relative_error(predicted, r["step_time_s"]), "setup": setup.describe(r)})
     return rows
 
 

@@ -61,8 +61,6 @@ def run_table(record: dict[str, Any], top_layers: int = 5) -> Table:
 
 def split_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     """The step split (medians; each timed step adds up exactly in per_step), and what hid behind it."""
-    if "exposed_comm_s" not in record:  # a record from before the split
-        return [("compute / comm median", f"{fmt_ms(record['compute_time_s'])} / {fmt_ms(record['comm_time_s'])}")]
     return [
         ("  compute (forward + backward)", f"{fmt_ms(record['compute_time_s'])} "
                                            f"({fmt_ms(record['forward_time_s'])} + {fmt_ms(record['backward_time_s'])})"),
@@ -95,9 +93,10 @@ def models_table(rows: Iterable[dict[str, Any]]) -> Table:
         table.add_column(col, justify=justify, no_wrap=col != "source")
     for row in rows:
         variant = " ".join(f"{k}={v}" for k, v in row["variant"].items())
-        classes = "" if row["num_classes"] == 1000 else f" ({row['num_classes']} classes)"
+        classes = "" if row["num_classes"] in (1000, None) else f" ({row['num_classes']} classes)"
+        size = "-" if row["min_image_size"] is None else f"{row['min_image_size']} px"  # a library's: not measured
         table.add_row(row["model"] + classes + (f"\n  {variant}" if variant else ""), f"{row['params']:,}",
-                      f"{row['grad_bytes_per_step'] / MB:.2f}", f"{row['min_image_size']} px", row["source"])
+                      f"{row['grad_bytes_per_step'] / MB:.2f}", size, row["source"])
     return table
 
 
@@ -208,7 +207,7 @@ def compression_table(rows: list[dict[str, Any]]):
     table.columns[0].no_wrap = True
     for r in rows:
         table.add_row(r["scheme"], fmt_bytes(r["grad_bytes_per_step"]), f"{r['ratio']:.1f}x",
-                      fmt_bytes(r["sent_bytes_per_step"]), _opt_ms(r["codec_time_s"]), fmt_ms(r["comm_time_s"]),
+                      fmt_bytes(r["sent_bytes_per_step"]), _opt_ms(r["codec_time_s"]), fmt_ms(r["exposed_comm_s"]),
                       fmt_ms(r["step_time_s"]))
     table.caption = ("payload: bytes handed to collectives (all-reduce, or all-gather for topk/int8); sent: per rank "
                      "in a ring at this N (an all-gather's grows with N-1); codec: encoding and exposed decoding; "

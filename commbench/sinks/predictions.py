@@ -17,7 +17,7 @@ from commbench.sinks.link import fmt_rate
 def replay_table(records: list[dict[str, Any]]) -> Table:
     """One row per replayed model: trace replays (compute as sleep) or back-to-back buckets."""
     first = records[0]
-    trace = first.get("mode", "back_to_back") == "trace"
+    trace = first["mode"] == "trace"
     title = (f"trace replay on {first['nodes']} ranks: compute as sleep, buckets at their ready offsets"
              if trace else f"comm-only replay on {first['nodes']} ranks: buckets back to back, no compute")
     table = _table(f"{title}\n{describe(first)}", [

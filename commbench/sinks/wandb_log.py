@@ -48,8 +48,7 @@ def where(run, settings: WandbSettings) -> str:
 
 # ---------------------------------------------------------------- one run
 def run_tags(record: dict[str, Any]) -> list[str]:
-    return [record["model"], f"nodes={record['nodes']}", record.get("cluster_kind", "local"),
-            f"compression={record.get('compression', 'none')}"]
+    return [record["model"], f"nodes={record['nodes']}", record["cluster_kind"], f"compression={record['compression']}"]
 
 
 STEP_KEYS = ("step_time_s", "forward_time_s", "backward_time_s", "compute_time_s", "codec_time_s",
@@ -62,12 +61,12 @@ def step_rows(record: dict[str, Any]) -> list[dict[str, float]]:
     per = record["per_step"]
     samples = record["nodes"] * record["batch_size"]
     steps = len(per["step_time_s"])
-    payloads = per.get("payload_bytes") or [record["grad_bytes_per_step"]] * steps
     rows = []
     for i in range(steps):
         row = {f"step/{k}": per[k][i] for k in STEP_KEYS if k in per}
         step = per["step_time_s"][i]
-        row.update({"step/payload_bytes": payloads[i], "step/throughput": samples / step if step > 0 else 0.0})
+        row.update({"step/payload_bytes": per["payload_bytes"][i],
+                    "step/throughput": samples / step if step > 0 else 0.0})
         rows.append(row)
     return rows
 
@@ -75,8 +74,8 @@ def step_rows(record: dict[str, Any]) -> list[dict[str, float]]:
 SUMMARY_KEYS = (
     "model", "nodes", "compression", "cluster_kind", "params", "grad_bytes_per_step", "sent_bytes_per_step",
     "buffer_bytes_per_step", "collectives_per_step", "step_time_s", "step_time_p90_s", "forward_time_s",
-    "backward_time_s", "compute_time_s", "codec_time_s", "exposed_comm_s", "exposed_comm_p90_s", "comm_time_s",
-    "comm_time_p90_s", "optimizer_time_s", "imbalance_s", "comm_busy_s", "overlap_s", "throughput", "wire_ratio",
+    "backward_time_s", "compute_time_s", "codec_time_s", "exposed_comm_s", "exposed_comm_p90_s",
+    "optimizer_time_s", "imbalance_s", "comm_busy_s", "overlap_s", "throughput", "wire_ratio",
     "threads_per_worker", "config_hash",
 )
 

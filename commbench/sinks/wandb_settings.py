@@ -12,6 +12,7 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 MODES = ("offline", "online", "disabled")
+KEYS = ("mode", "project", "entity", "group", "tags", "init_timeout_s", "finish_timeout_s", "required")
 
 # Why W&B failed in this process (each reason is shown once): online, then at all.
 _online_failure: str | None = None
@@ -24,15 +25,17 @@ class WandbConfigError(ValueError):
 
 @dataclass(frozen=True)
 class WandbSettings:
+    """logging.wandb (commbench/settings.py declares its keys and defaults), checked."""
+
     mode: str
     project: str
     dir: str  # the results folder: offline runs land in ${dir}/wandb/offline-run-*
-    entity: str | None = None
-    group: str | None = None
-    tags: tuple[str, ...] = field(default_factory=tuple)
-    init_timeout_s: float = 30.0
-    finish_timeout_s: float = 120.0
-    required: bool = False
+    entity: str | None
+    group: str | None
+    tags: tuple[str, ...]
+    init_timeout_s: float
+    finish_timeout_s: float
+    required: bool
 
     @property
     def effective_mode(self) -> str:
@@ -46,23 +49,20 @@ class WandbSettings:
 
 
 def settings_from(logging_cfg: dict[str, Any] | None, results_dir: str, group: str | None = None) -> WandbSettings:
-    """Validate logging.wandb; `group` (the sweep's name) applies where the config sets none."""
-    w = dict((logging_cfg or {}).get("wandb") or {"mode": "disabled"})
-    mode = str(w.get("mode", "offline"))
-    if mode not in MODES:
-        raise WandbConfigError(f"logging.wandb.mode must be one of {', '.join(MODES)}, got {mode!r}")
-    timeouts = {key: w.get(key, default) for key, default in (("init_timeout_s", 30), ("finish_timeout_s", 120))}
-    for key, value in timeouts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise WandbConfigError(f"logging.wandb.{key} must be a number > 0, got {value!r}")
-    tags = w.get("tags") or []
-    if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
-        raise WandbConfigError(f"logging.wandb.tags must be a list, e.g. [a,b], got {tags!r}")
-    return WandbSettings(mode=mode, project=str(w.get("project") or "commbench"), dir=str(results_dir),
-                         entity=w.get("entity") or None, group=w.get("group") or group,
-                         tags=tuple(str(t) for t in tags), init_timeout_s=float(timeouts["init_timeout_s"]),
-                         finish_timeout_s=float(timeouts["finish_timeout_s"]),
-                         required=bool(w.get("required", False)))
+    """Validate logging.wandb (keys not given: their declared defaults); `group` (the sweep's name)
+    applies where the config sets none. None: W&B disabled."""
+    from commbench.settings import check, default
+
+    given = dict((logging_cfg or {}).get("wandb") or {"mode": "disabled"})
+    w = {key: given.get(key, default(f"logging.wandb.{key}")) for key in KEYS}
+    if w["mode"] not in MODES:
+        raise WandbConfigError(f"logging.wandb.mode must be one of {', '.join(MODES)}, got {w['mode']!r}")
+    try:
+        w = {key: check(f"logging.wandb.{key}", value) for key, value in w.items()}
+    except ValueError as exc:
+        raise WandbConfigError(str(exc)) from None
+    return WandbSettings(**{**w, "dir": str(results_dir), "entity": w["entity"] or None,
+                            "group": w["group"] or group, "tags": tuple(w["tags"])})
 
 
 def go_offline(settings: WandbSettings, reason: str) -> None:
