@@ -47,7 +47,10 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         try:
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
         except (ConfigCompositionException, OverflowError) as exc:  # among others, a value the schema's types refused
-            raise declared_problem(exc, overrides) from None
+            problem = declared_problem(exc, overrides)
+            if problem is exc:
+                raise
+            raise problem from None
     cfg = OmegaConf.to_container(cfg, resolve=True)
     cfg.pop("hydra", None)
     return cfg

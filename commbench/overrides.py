@@ -45,7 +45,7 @@ def group_keys() -> dict[str, dict[str, set[str]]]:
 
 @cache
 def primary_config() -> dict[str, Any]:
-    """conf/config.yaml as written (read once: every key check asks for its defaults)."""
+    """conf/config.yaml as written (read once): its defaults list says each group's option."""
     return _load(config_files(".")["config"])
 
 
@@ -161,19 +161,29 @@ def precheck(argv: list[str]) -> None:
 
 def plan_from(overrides: list[str]):
     """Compose and validate a run plan from overrides, failing in one line."""
+    from commbench.plan import make_plan
+
+    cfg = composed(overrides)
+    try:
+        return make_plan(cfg)
+    except PlanError as exc:
+        fail(str(exc))
+
+
+def composed(overrides: list[str]) -> dict[str, Any]:
+    """The config these overrides make, after precheck; what Hydra or the schema refuses is one line."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from commbench.config import compose
-    from commbench.plan import make_plan
 
     precheck(overrides)
     try:
-        return make_plan(compose(overrides))
+        return compose(overrides)
     except PlanError as exc:
         fail(str(exc))
     except (HydraException, OmegaConfBaseException, ValueError) as exc:  # what Hydra raises for a bad override
-        fail(first_line(exc))
+        fail(first_line(exc.__cause__ or exc) if "Error merging override" in str(exc) else first_line(exc))
 
 
 def override_positions(argv: list[str]) -> list[int]:
@@ -241,6 +251,7 @@ def checked_cells(argv: list[str]) -> list:
     if any(a in PRINT_FLAGS for a in argv):  # Hydra prints config or help and runs nothing
         if any(a in MULTIRUN_FLAGS for a in argv):
             fail("-m runs a sweep and --cfg/--info/--hydra-help print the config: give one of them")
+        composed(overrides_of(argv))  # a value the schema refuses: one line, not Hydra's screenful
         return []
     try:
         cells = sweep_cells(argv)

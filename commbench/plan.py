@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import socket
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Mapping
 from commbench.comm import schemes
 from commbench.errors import PlanError
 from commbench.host import available_cores
+from commbench.models.sources import factory_digest
 from commbench.settings import check
 from commbench.results.store import HASHED_FIELDS, LATER_FIELDS
 
@@ -49,6 +49,7 @@ class RunPlan:
     bandwidth_bits_per_s: float | None = None  # network.*: the emulated cluster's links
     latency_s: float | None = None
     loss_percent: float | None = None
+    model_digest: str | None = None  # a user's factory: its module's source, so an edit to it is a new run
 
     @property
     def where(self) -> str:
@@ -86,7 +87,8 @@ class RunPlan:
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    # bool is an int in Python; "nodes=true" is a mistake, not 1.
+    # A key no schema types (model.num_classes: the model's file sets it). bool is an int in Python:
+    # "num_classes=true" is a mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -114,20 +116,10 @@ def writable_dir(path: str | os.PathLike) -> str:
     return str(target)
 
 
-def model_id(cfg_model: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(the model's id, its keyword arguments) from the model group: a zoo name, or <source>/<name> for
-    conf/model/torchvision.yaml, timm.yaml and custom.yaml (the factory's import path as its name)."""
-    from commbench.models.sources import TARGET
-
-    kwargs = dict(cfg_model)
-    source = kwargs.pop("source", None)
-    name = kwargs.pop(TARGET if source == "custom" else "name", None)
-    return (f"{source}/{name}" if source else name), kwargs
-
-
 def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str, Any], int]:
     """(id, keyword arguments, classes): the model exists and takes the run's image size."""
     from commbench.models import MODEL_ERRORS, get_spec, min_image_size, output_classes
+    from commbench.models.sources import model_id
 
     name, kwargs = model_id(cfg_model)
     try:
@@ -142,7 +134,7 @@ def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str
         minimum = min_image_size(name, **{k: v for k, v in kwargs.items() if k != "num_classes"})
     except (TypeError, ValueError) as exc:
         message = str(exc).splitlines()[0]
-        raise PlanError(message if message.startswith(name) else f"model {name}: {message}") from None
+        raise PlanError(message if message.startswith((name, "model._target_")) else f"model {name}: {message}") from None
     if image_size < minimum:
         raise PlanError(f"image_size={image_size} is too small for {name}: its minimum is {minimum}")
     return name, kwargs, kwargs["num_classes"]
@@ -190,7 +182,7 @@ def _percent(name: str, value: Any) -> float:
 
 def _compression(cfg_compression: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     params = dict(cfg_compression or {})
-    name = str(params.pop("name", "none"))
+    name = str(params.pop("name", None))  # composed configs always name one
     try:
         return name, schemes.validate(name, params)
     except ValueError as exc:
@@ -233,7 +225,7 @@ def _threads(given: int | None, address: str | None) -> int | None:
     return given if given is not None or address else 1
 
 
-def declared(cfg: Mapping[str, Any], key: str) -> Any:
+def declared_value(cfg: Mapping[str, Any], key: str) -> Any:
     """The config's value of a key commbench/settings.py declares, checked by its declaration."""
     node: Any = cfg
     for part in key.split("."):
@@ -246,7 +238,7 @@ def declared(cfg: Mapping[str, Any], key: str) -> Any:
 
 def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     """Validate a resolved config (a plain mapping, e.g. OmegaConf.to_container) into a RunPlan."""
-    value = functools.partial(declared, cfg)
+    value = functools.partial(declared_value, cfg)
     nodes, steps = value("nodes"), value("steps")
     try:
         warmup = value("warmup")
@@ -254,7 +246,6 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         raise PlanError(f"{exc}: DDP rebuilds its gradient buckets after the first step, so a timed first step "
                         "would record one bucket instead of the real layout") from None
     image_size = value("image_size")
-    cluster = cfg.get("cluster") or {}
     compression, compression_params = _compression(cfg.get("compression"))
     model, model_kwargs, num_classes = _model(cfg.get("model") or {}, image_size)
     cluster_kind = _cluster_kind(value("cluster.kind"), value("cluster.address"))
@@ -296,5 +287,6 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         max_restarts=value("failure.max_restarts"),
         lr=value("optimizer.lr"),
         momentum=value("optimizer.momentum"),
+        model_digest=factory_digest(model),
         **network,
     )

@@ -169,7 +169,8 @@ def make_trainer(plan: RunPlan, loop: Callable[[dict], Any], config: dict[str, A
             placement_strategy="STRICT_SPREAD" if spread else "PACK",
         ),
         run_config=RunConfig(
-            name=name or f"{plan.model}-n{plan.nodes}-{plan.config_hash()}-{time.strftime('%Y%m%d-%H%M%S')}",
+            name=name or (f"{plan.model.replace('/', '__')}-n{plan.nodes}-{plan.config_hash()}-"  # a folder: no '/'
+                          f"{time.strftime('%Y%m%d-%H%M%S')}"),
             storage_path=str(Path(plan.results_dir) / "ray"),
             # A failed worker group restarts (from step 0: timings never mix attempts) up to this often.
             # So does one that fails to start: Ray retries those without limit by default, and a node

@@ -1,8 +1,9 @@
 """The run's configuration, declared once: typed dataclasses that Hydra holds in its ConfigStore as
 the schema of conf/config.yaml (its defaults list names it first). A key's default, type and range
 live here, and from them come Hydra's type checks, the plan's one-line errors (`check`) and the
-run options of `--help` (`help_lines`). The groups whose options are files (model, compression,
-network, logging) stay open here: their files and their own modules declare their keys.
+run options of `--help` (`help_lines`). The cluster and logging groups' option files set only what
+differs from these; the model, compression and network groups stay open here: their files (and a
+compression scheme's module) declare their keys.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ SCHEMA = "commbench_schema"  # its name in Hydra's ConfigStore
 
 
 def setting(default: Any, help: str, low: float | None = None, above: float | None = None,
-            below: float | None = None) -> Any:
+            below: float | None = None, choices: tuple[str, ...] = ()) -> Any:
     """A key's declaration: its default, what it does, and its range (low inclusive; above and below
-    exclusive). Its type is the field's annotation."""
-    return field(default=default, metadata={"help": help, "low": low, "above": above, "below": below})
+    exclusive) or its choices. Its type is the field's annotation."""
+    return field(default=default, metadata={"help": help, "low": low, "above": above, "below": below,
+                                            "choices": choices})
 
 
 @dataclass
@@ -44,8 +46,8 @@ class DDP:
 
 @dataclass
 class Cluster:
-    kind: str = setting("local", "local (embedded Ray), emulated (namespaces + shaped links, root), or a running "
-                                 "cluster: ray, compose, slurm, kuberay")
+    kind: str = setting(CHOSEN, "local (embedded Ray), emulated (namespaces + shaped links, root), or a running "
+                                "cluster: ray, compose, slurm, kuberay (the option file sets it)")
     address: Optional[str] = setting(None, "HOST:PORT (or auto) of a running Ray cluster; none starts an embedded one")
     workers_per_node: int = setting(1, "with an address: workers each node may hold", low=1)
     cpus_per_worker: Optional[float] = setting(None, "Ray CPUs per worker (logical); none: 1", above=0)
@@ -55,7 +57,8 @@ class Cluster:
 
 @dataclass
 class Wandb:
-    mode: str = setting("offline", "offline (files in results_dir/wandb), online, disabled")
+    mode: str = setting("offline", "offline writes files under results_dir/wandb (no account)",
+                        choices=("offline", "online", "disabled"))
     project: str = setting("commbench", "W&B project")
     entity: Optional[str] = setting(None, "W&B user or team (online)")
     group: Optional[str] = setting(None, "W&B group; none: the sweep's folder name")
@@ -94,9 +97,6 @@ class Run:
     network: Any = CHOSEN
 
 
-DEFAULTS = Run()  # the defaults, for code that needs one (DEFAULTS.ddp.bucket_cap_mb)
-
-
 def register() -> None:
     """Put the schema in Hydra's ConfigStore (idempotent): before any compose or hydra.main."""
     from hydra.core.config_store import ConfigStore
@@ -123,11 +123,15 @@ def default(key: str) -> Any:
 
 
 def help_lines() -> dict[str, str]:
-    return {key: f.metadata["help"] for key, f in DECLARED.items()}
+    """key -> what it does, and what it must be where its declaration bounds it."""
+    return {key: f.metadata["help"] + (f" [{_range(f.metadata).strip()}]" if _range(f.metadata) else "")
+            for key, f in DECLARED.items()}
 
 
 def _range(meta: dict[str, Any]) -> str:
-    low, above, below = meta["low"], meta["above"], meta["below"]
+    if meta.get("choices"):
+        return f" one of {', '.join(meta['choices'])}"
+    low, above, below = meta.get("low"), meta.get("above"), meta.get("below")
     if low is not None and below is not None:
         return f" in [{low:g}, {below:g})"
     if low is not None:
@@ -136,31 +140,30 @@ def _range(meta: dict[str, Any]) -> str:
 
 
 def check(key: str, value: Any) -> Any:
-    """The value as its declaration types it (an integral float as an int, an int as a float), or
+    """The value as its declaration types it (an int as a float where a number is declared), or
     ValueError with the one line that says what the key must be."""
     f = DECLARED[key]
     optional = f.type.startswith("Optional[")
     kind = f.type[len("Optional["):-1] if optional else f.type
     if value is None and optional:
         return None
-    meta = {"low": None, "above": None, "below": None, **f.metadata}
-    what = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a text",
-            "List[str]": "a list, e.g. [a,b]"}[kind]
-    problem = ValueError(f"{key} must be {what}{_range(meta)}, got {value!r}")
+    meta = {"low": None, "above": None, "below": None, "choices": (), **f.metadata}
+    what = "" if meta["choices"] else {"int": "an integer", "float": "a number", "bool": "true or false",
+                                        "str": "a string", "List[str]": "a list, e.g. [a,b]"}[kind]
+    problem = ValueError(f"{key} must be {(what + _range(meta)).strip()}, got {value!r}")
     if kind == "List[str]":
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise problem
         return [str(v) for v in value]
     if kind == "bool" or kind == "str":
-        if not isinstance(value, {"bool": bool, "str": str}[kind]):
+        if not isinstance(value, {"bool": bool, "str": str}[kind]) or (meta["choices"] and value not in meta["choices"]):
             raise problem
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):  # bool is an int in Python
         raise problem
     if kind == "int":
-        if isinstance(value, float) and not value.is_integer():
+        if not isinstance(value, int):  # 2.0 too, as Hydra's typed config refuses it
             raise problem
-        value = int(value)
     else:  # <= float_info.max: inf, nan and an int too big for a float would crash the run later
         if not -sys.float_info.max <= value <= sys.float_info.max or math.isnan(value):
             raise problem

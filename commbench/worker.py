@@ -24,6 +24,7 @@ from commbench.comm.hooks import ByteCounter, StepComm
 from commbench.comm.wire import interface_bytes, interface_mtu
 from commbench.host import available_cores
 from commbench.models import build_model, count_params
+from commbench.models.probe import heads
 from commbench.split import rank_split
 from commbench.stats import percentile
 
@@ -160,12 +161,10 @@ def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int, cloc
     def step() -> tuple[tuple, torch.Tensor]:
         t0 = clock.stamp()
         out = ddp(images)
-        # inception_v3 in training returns (logits, aux_logits): torchvision's reference recipe adds 0.4x
-        # the auxiliary loss (left out, AuxLogits get no gradient and DDP fails on the next step).
-        if isinstance(out, tuple):
-            loss = loss_fn(out[0], labels) + 0.4 * loss_fn(out[1], labels)
-        else:
-            loss = loss_fn(out, labels)
+        # inception_v3 (and GoogLeNet) in training return auxiliary heads beside the logits: torchvision's
+        # Inception recipe adds 0.4x their loss (left out, they get no gradient and DDP fails on the next step).
+        main, *aux = heads(out, len(labels))
+        loss = loss_fn(main, labels) + 0.4 * sum(loss_fn(a, labels) for a in aux)
         opt.zero_grad(set_to_none=False)
         b0 = clock.stamp()
         loss.backward()  # returns once DDP has waited for every bucket's collective

@@ -261,7 +261,7 @@ def edits(draw) -> dict[tuple[str, ...], Any]:
     if any(k[0] == "network" for k in out) and draw(st.booleans()):
         out[("cluster", "kind")] = "emulated"  # links are shaped only there
     if draw(st.booleans()):  # compression parameters: mostly a scheme that has some, and mostly its own
-        scheme = out.setdefault(("compression", "name"), draw(mostly(st.sampled_from(["topk", "powersgd"]))))
+        scheme = out.setdefault(("compression", "name"), draw(mostly(st.sampled_from([n for n, sc in SCHEMES.items() if sc.params]))))
         own = sorted(SCHEMES[scheme].params if isinstance(scheme, str) and scheme in SCHEMES else {}) or sorted(PARAMS)
         names = draw(st.lists(mostly(st.sampled_from(own), st.sampled_from(sorted(PARAMS)), st.text(max_size=6)), max_size=3))
         out.update({("compression", k): draw(mostly(PARAMS[k], floats) if k in PARAMS else anything) for k in names

@@ -34,6 +34,25 @@ def tiny(width=8, classes=10):
     """A conv, a pool and a classifier: 3*9*width + width + width*classes + classes parameters."""
     return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(width, classes))
+
+
+def needs(width):
+    return tiny(width)
+
+
+def pair():
+    return tiny(), tiny()
+
+
+class Idle(nn.Module):
+    """A head its forward never uses: DDP fails on parameters without a gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.unused = tiny(), nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.body(x)
 '''
 
 
@@ -88,7 +107,7 @@ def test_a_factory_gets_exactly_its_keys_and_sets_the_classes(factory, tmp_path)
     assert (p.model, p.model_kwargs, p.num_classes) == ("custom/my_nets.tiny", {"width": 6, "classes": 7}, 7)
     assert count_params_meta(p.model, **p.model_kwargs) == 3 * 9 * 6 + 6 + 6 * 7 + 7
     assert output_classes("custom/my_nets.tiny", 5) == 10  # the factory's own default
-    with pytest.raises(PlanError, match=r"^custom/my_nets.tiny does not build and run at image_size=64: "
+    with pytest.raises(PlanError, match=r"^model._target_ 'my_nets.tiny' does not build: "
                                         r".*unexpected keyword argument 'num_classes'$"):
         plan("model=custom", "model._target_=my_nets.tiny", "+model.num_classes=3", results_dir=tmp_path)
     with pytest.raises(PlanError, match=r"does not build and run at image_size=2: .*Kernel size can't be greater"):
@@ -106,10 +125,41 @@ def test_an_id_is_chosen_by_the_run_options_it_came_from(tmp_path):
     assert run_options("custom/my_nets.tiny") == ["model=custom", "model._target_=my_nets.tiny"]
 
 
+def test_what_ddp_cannot_train_is_refused_before_ray(factory, tmp_path):
+    with pytest.raises(PlanError, match=r"^custom/my_nets.Idle has 2 parameter\(s\) that get no gradient in "
+                                        r"training \(unused.weight, ...\): DDP fails on them$"):
+        plan("model=custom", "model._target_=my_nets.Idle", results_dir=tmp_path)
+    with pytest.raises(PlanError, match=r"^model._target_ 'my_nets.pair' returned a tuple, not a torch.nn.Module$"):
+        plan("model=custom", "model._target_=my_nets.pair", results_dir=tmp_path)
+    with pytest.raises(PlanError, match=r"^model._target_ 'my_nets.needs' does not build: "
+                                        r"needs\(\) missing 1 required positional argument: 'width'$"):
+        plan("model=custom", "model._target_=my_nets.needs", results_dir=tmp_path)
+    # Auxiliary heads beside the logits train with them (the worker adds 0.4x their loss): accepted.
+    assert plan("model=torchvision", "model.name=googlenet", "model.num_classes=10", "+model.init_weights=false",
+                results_dir=tmp_path).num_classes == 10
+
+
+def test_an_edited_factory_is_a_new_run(factory, tmp_path):
+    """resume must not skip a factory whose code changed: its source's digest is in the config_hash."""
+    from commbench.models.sources import factory_digest
+
+    before = plan("model=custom", "model._target_=my_nets.tiny", results_dir=tmp_path)
+    assert before.model_digest == factory_digest("custom/my_nets.tiny") and len(before.model_digest) == 16
+    (factory / "my_nets.py").write_text(FACTORY.replace("nn.ReLU()", "nn.GELU()"))
+    sys.modules.pop("my_nets", None)
+    after = plan("model=custom", "model._target_=my_nets.tiny", results_dir=tmp_path)
+    assert after.model_digest != before.model_digest and after.config_hash() != before.config_hash()
+    assert plan("model=squeezenet", results_dir=tmp_path).model_digest is None  # others: hashes as before
+
+
 def test_models_lists_any_model_on_the_meta_device(factory):
     out = subprocess.run([sys.executable, "-m", "commbench", "models", "add=timm/ghostnet_130,custom/my_nets.tiny",
                           "format=json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    bad = subprocess.run([sys.executable, "-m", "commbench", "models", "add=custom/my_nets.needs"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert (bad.returncode, bad.stderr) == (2, "commbench: error: model._target_ 'my_nets.needs' does not build: "
+                                               "needs() missing 1 required positional argument: 'width'\n")
     rows = {r["model"]: r for r in json.loads(out.stdout)}
     assert {"efficientnet_b0", "ghostnet", "fbnet_c", "espnetv2"} <= set(rows)
     assert rows["custom/my_nets.tiny"]["params"] == 3 * 9 * 8 + 8 + 8 * 10 + 10

@@ -76,6 +76,16 @@ def test_layers_chart_for_the_model_asked(results):
     assert_png(layers[0])
 
 
+def test_a_model_id_names_its_chart_file(tmp_path):
+    """A library's model is recorded by its id (timm/resnet18): the chart's file name holds no folder."""
+    record = run("alexnet", 1, 0.0)
+    append_record(tmp_path / "runs.jsonl", {**record, "model": "timm/resnet18"})
+    paths = write_report(tmp_path, model_for_layers="timm/resnet18")
+    [chart] = [p for p in paths if p.name.startswith("layers_")]
+    assert chart.name == "layers_timm__resnet18.png" and chart.parent == tmp_path / "report"
+    assert_png(chart)
+
+
 def test_unknown_layers_model_is_a_value_error(results):
     with pytest.raises(ValueError, match="resnet"):
         write_report(results, model_for_layers="resnet")

@@ -20,13 +20,18 @@ def _build_meta(model: str, model_kwargs: dict[str, Any]):
     is torchvision's (a published row's resnext101_32x8d)."""
     import torch
 
-    from commbench.models import MODELS, build_model
+    from commbench.models import MODELS, ModelSourceError, build_model
     from commbench.models.sources import split
 
     if model not in MODELS and not split(model)[0]:
         model = f"torchvision/{model}"
-    with torch.device("meta"):
-        return build_model(model, **model_kwargs)
+    try:
+        with torch.device("meta"):
+            return build_model(model, **model_kwargs)
+    except ModelSourceError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # a factory's own error, or arguments it lacks
+        raise ModelSourceError(f"{model} does not build: {str(exc).strip().splitlines()[0]}") from None
 
 
 BATCH = 2  # the meta forward's batch (BatchNorm in training needs two values per channel)
@@ -92,8 +97,10 @@ def ddp_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_ca
 
 
 def cached_layout(model: str, model_kwargs: dict[str, Any] | None = None, bucket_cap_mb: float = DDP_CAP_MB) -> dict[str, Any]:
-    """ddp_layout, computed once per model, variant and cap and kept in the user's cache (commbench.cache)."""
+    """ddp_layout, computed once per model, variant and cap and kept in the user's cache (commbench.cache);
+    a user's factory under its source's digest too, as the cache's own key does not cover its code."""
     from commbench.cache import cached
+    from commbench.models.sources import factory_digest
 
-    key = json.dumps([model, model_kwargs or {}, bucket_cap_mb], sort_keys=True)
+    key = json.dumps([model, model_kwargs or {}, bucket_cap_mb, factory_digest(model)], sort_keys=True)
     return cached(f"layout-{hashlib.sha256(key.encode()).hexdigest()[:16]}", lambda: ddp_layout(model, model_kwargs, bucket_cap_mb))

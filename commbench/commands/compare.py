@@ -39,6 +39,7 @@ def curves(opts: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[
     from commbench.comm.buckets import cached_layout
     from commbench.commands.predict import at, model_inputs, overheads_for
     from commbench.config import model_conf
+    from commbench.models import MODEL_ERRORS
     from commbench.netmodel import Cluster, Network
     from commbench.results.published import device_rate
     from commbench.timeline import CHANNELS
@@ -52,11 +53,16 @@ def curves(opts: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[
             **{f"overhead.{t}": None for t in ("ddp_per_tensor_s", "interference", "jitter")}}
     out, left_out = [], []
     for model in opts["models"]:
-        flops = cached_layout(model, model_conf(model))["flops"] if rate else None
-        if rate and flops is None:
-            left_out.append(f"{model} (its FLOPs could not be counted on the meta device)")
+        try:
+            flops = cached_layout(model, model_conf(model))["flops"] if rate else None
+            if rate and flops is None:
+                left_out.append(f"{model} (its FLOPs could not be counted on the meta device)")
+                continue
+            inputs = model_inputs(model, [] if rate else runs,
+                                  {**base, "compute_s": 3 * flops * batch / rate if rate else None})
+        except MODEL_ERRORS as exc:  # a factory that does not build
+            left_out.append(f"{model} ({exc})")
             continue
-        inputs = model_inputs(model, [] if rate else runs, {**base, "compute_s": 3 * flops * batch / rate if rate else None})
         trace = inputs["trace"]
         if trace is None or not trace.compute_s:
             left_out.append(f"{model} (no nodes=1 trace)")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from commbench.errors import fail, first_line
 from commbench.options import Command, Option
+from commbench.settings import default
 
 COMMAND = Command("dashboard", "Save a W&B report with commbench's panels to entity/project (needs a W&B key and "
                   "network).",
-                  (Option("project", str, "commbench", "W&B project"), Option("entity", str, None, "W&B user or team"),
+                  (Option("project", str, default("logging.wandb.project"), "W&B project"), Option("entity", str, None, "W&B user or team"),
                    Option("group", str, None, "only this run group"), Option("title", str, None, "the report's title")),
                   examples=("dashboard entity=my-team project=commbench",))
 
@@ -17,7 +18,7 @@ def main(argv: list[str]) -> None:
     from commbench.sinks import wandb_log
     from commbench.sinks.dashboard import build_report
     if not opts["entity"]:
-        fail("dashboard needs entity=<your W&B user or team> (and project=, default commbench)")
+        fail(f"dashboard needs entity=<your W&B user or team> (and project=, default {default('logging.wandb.project')})")
     base_url = wandb_log.server_url()
     if not wandb_log.api_key(base_url):
         fail(f"no W&B API key for {base_url}: set WANDB_API_KEY or run `wandb login`, then retry")

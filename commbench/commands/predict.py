@@ -15,6 +15,7 @@ from typing import Any
 from commbench.comm.schemes import SCHEMES
 from commbench.commands.common import emit
 from commbench.errors import fail
+from commbench.overrides import default_option
 from commbench.options import FORMAT, RESULTS, Command, Option, choice, non_negative_float, positive_float, positive_int
 from commbench.units import parse_bandwidth, parse_latency
 
@@ -22,7 +23,7 @@ REPLAYABLE = [name for name, scheme in SCHEMES.items() if scheme.replayable]  # 
 
 COMMAND = Command("predict", "Simulate a step (compute from the trace, buckets at their ready offsets, overlap) per "
                   "all-reduce algorithm on a given network and topology (or the busbw fit), N up to 1024; rank the zoo.",
-                  (Option("model", str, "squeezenet", "the model"),
+                  (Option("model", str, default_option("model"), "the model: a zoo name or <source>/<name>"),
                    Option("nodes", positive_int, 64, "ranks to predict for"),
                    Option("network", choice("given", "fit"), "given", "given: network.bandwidth/latency; fit: busbw's"),
                    Option("network.bandwidth", parse_bandwidth, None, "inter-node link rate (10gbit)"),
@@ -86,17 +87,21 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
     """The trace to simulate for one model, and where it came from."""
     from commbench.comm.buckets import cached_layout
     from commbench.config import model_conf
+    from commbench.models.sources import split
     from commbench.results import setup
     from commbench.settings import default
     from commbench.timeline import Trace
 
     compression = opts["compression"]
-    like = {"model": model, "model_kwargs": {"num_classes": 1000, **model_conf(model)}, "compression": compression,
-            "compression_params": {}, "bucket_cap_mb": default("ddp.bucket_cap_mb")}  # the model as conf/ configures it, DDP's buckets
+    of_model = [r for r in runs if r.get("model") == model]
+    # A zoo model as conf/ configures it; any other as its newest run built it (else its builder's defaults).
+    kwargs = of_model[-1].get("model_kwargs") or {} if split(model)[0] and of_model else model_conf(model)
+    like = {"model": model, "model_kwargs": kwargs, "compression": compression, "compression_params": {},
+            "bucket_cap_mb": default("ddp.bucket_cap_mb")}  # DDP's buckets
     mine = [r for r in setup.matching(runs, like, setup.BUCKETS) if r.get("status", "ok") == "ok"]
     traced = [r for r in mine if r["nodes"] == 1 and r.get("trace")]
     with_buckets = [r for r in mine if r.get("buckets")]
-    layout = None if with_buckets else cached_layout(model, model_conf(model))  # torch only for a model not run
+    layout = None if with_buckets else cached_layout(model, kwargs)  # torch only for a model not run
     done = None  # no trace: each bucket ready by the FLOPs behind it (DDP's layout) or its bytes (a record's)
     if traced:
         base = traced[-1]
@@ -121,7 +126,7 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
     # device's step without DDP as published benchmarks define E, replaced it (E(1) < 1 by DDP's cost).
     in_trace = bool(traced) and opts["compute_s"] is None
     counts = [b.get("params") for b in with_buckets[-1]["buckets"]] if with_buckets else [None]
-    tensors = sum(counts) if None not in counts else (layout or cached_layout(model, model_conf(model)))["tensors"]
+    tensors = sum(counts) if None not in counts else (layout or cached_layout(model, kwargs))["tensors"]
     return {"trace": trace, "source": source, "tensors": tensors, "ddp_in_trace": in_trace,
             "baseline": "the nodes=1 trace's step, DDP's cost included" if in_trace
             else "one device's step without DDP (compute_s)" if opts["compute_s"] else None}
@@ -182,7 +187,10 @@ def main(argv: list[str]) -> None:
     net, net_source = network_for(opts, opts["nodes"])
     cluster, channels = cluster_for(opts, net), CHANNELS[opts["backend"]]
     runs = records_of(opts["results_dir"], "run")
-    inputs = model_inputs(opts["model"], runs, opts)
+    try:
+        inputs = model_inputs(opts["model"], runs, opts)
+    except MODEL_ERRORS as exc:  # a factory that does not build
+        fail(str(exc))
     trace = inputs["trace"]
     if trace is None:
         fail(f"no run of {opts['model']} with compression={opts['compression']} in {opts['results_dir']}")

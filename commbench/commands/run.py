@@ -29,15 +29,17 @@ RUN_OPTIONS = {
     "network.bandwidth": "emulated link rate: 100mbit, 1gbit, 1.25GB/s",
     "network.latency": "emulated one-way latency: 0.5ms (needs netem)",
     "network.loss": "emulated packet loss, percent (needs netem)",
-    "compression": ", ".join(f"{name} ({scheme.summary})" for name, scheme in SCHEMES.items())
-                   + "; parameters as compression.ratio=0.001",
-    "logging": "wandb or none",
+    "compression": "; ".join(f"{name} ({scheme.summary}"
+                             + "".join(f", compression.{k}={v}" for k, v in scheme.defaults().items()) + ")"
+                             for name, scheme in SCHEMES.items()),
+    "logging": "wandb (offline by default) or none",
 }
 
 
 def defaults() -> dict[str, Any]:
     """The default value of every RUN_OPTIONS key, from conf/ (groups: the chosen option)."""
     from commbench.config import compose
+    from commbench.overrides import default_option
 
     cfg = compose([])
     out = {}
@@ -45,8 +47,8 @@ def defaults() -> dict[str, Any]:
         node: Any = cfg
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):  # a config group: the option chosen by default
-            node = node.get("name") or node.get("kind") or ("wandb" if key == "logging" else "none")
+        if isinstance(node, dict):  # a config group: the option conf/config.yaml's defaults list chooses
+            node = default_option(key)
         out[key] = node
     return out
 

@@ -5,9 +5,11 @@ or a user's model, whether the run's image size goes through and how many classe
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING, Any
 
 from commbench.models.registry import build_model, get_spec, variant_kwargs
+from commbench.models.sources import ModelSourceError
 
 if TYPE_CHECKING:
     import torch
@@ -72,28 +74,61 @@ def min_image_size(name: str, **kwargs: Any) -> int:
     return _measured(name, tuple(sorted(variant.items())))
 
 
-def output_classes(name: str, image_size: int, **kwargs: Any) -> int:
-    """The classes a model scores, from a training forward of a (2, 3, S, S) batch: on the meta device
-    (shapes only), else on the CPU for a model whose forward needs real values. ValueError, one line,
-    when the input does not go through or the output is not one row of scores per image."""
+def heads(out: Any, batch: int) -> list[torch.Tensor]:
+    """A training forward's class scores: the logits, then any auxiliary head's of the same shape
+    (Inception v3 and GoogLeNet return theirs beside the logits). ValueError unless the logits are
+    one row per image."""
     import torch
 
-    def scores(device: str):
-        with torch.device(device):
-            model = build_model(name, **kwargs).train()
-            with torch.no_grad():
-                return logits(model(torch.zeros(BATCH, 3, image_size, image_size)))
+    main, *rest = out if isinstance(out, tuple) else (out,)
+    if not isinstance(main, torch.Tensor) or main.dim() != 2 or main.shape[0] != batch:
+        raise ModelRefused(f"gives {getattr(main, 'shape', type(main).__name__)} for a batch of {batch} images; "
+                           "a classifier gives (batch, classes)")
+    return [main, *(t for t in rest if isinstance(t, torch.Tensor) and t.shape == main.shape)]
 
+
+class ModelRefused(ValueError):
+    """What a probe found wrong with a model that built and ran."""
+
+
+def output_classes(name: str, image_size: int, **kwargs: Any) -> int:
+    """The classes a model scores, from a training step of a (2, 3, S, S) batch: on the meta device
+    (shapes only), else, for a forward that needs real values, on the CPU. ValueError, one line, when
+    it does not build or run at that size, its output is not one row of scores per image, or a
+    parameter gets no gradient (DDP would fail on it once Ray has started)."""
+    return _classes(name, image_size, json.dumps(kwargs, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=64)
+def _classes(name: str, image_size: int, kwargs_json: str) -> int:
+    kwargs = json.loads(kwargs_json)
     try:
-        out = scores("meta")
-    except Exception:  # noqa: BLE001 - too small, or a model the meta device cannot run: try real values
         try:
-            out = scores("cpu")
-        except Exception as exc:  # noqa: BLE001 - whatever the model raised, said in one line
-            cause = exc.__cause__ or exc  # Hydra wraps a factory's own error
-            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            raise ValueError(f"{name} does not build and run at image_size={image_size}: {reason}") from None
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != BATCH:
-        raise ValueError(f"{name} gives {getattr(out, 'shape', type(out).__name__)} for a batch of {BATCH} images; "
-                         "a classifier gives (batch, classes)")
-    return int(out.shape[1])
+            return _train_step(name, image_size, kwargs, "meta")
+        except ModelRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the model raised
+            if not (isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()):
+                raise
+        return _train_step(name, image_size, kwargs, "cpu")
+    except ModelRefused as exc:
+        raise ValueError(f"{name} {exc}") from None
+    except ModelSourceError as exc:  # a factory that does not build says so itself
+        raise ValueError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - said in one line
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{name} does not build and run at image_size={image_size}: {reason}") from None
+
+
+def _train_step(name: str, image_size: int, kwargs: dict[str, Any], device: str) -> int:
+    import torch
+
+    with torch.device(device):
+        model = build_model(name, **kwargs).train()
+        scores = heads(model(torch.zeros(BATCH, 3, image_size, image_size)), BATCH)
+    sum(t.sum() for t in scores).backward()
+    idle = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    if idle:
+        raise ModelRefused(f"has {len(idle)} parameter(s) that get no gradient in training ({idle[0]}, ...): "
+                           "DDP fails on them")
+    return int(scores[0].shape[1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,9 +59,20 @@ class Factory:
     target: str
 
     def __call__(self, **kwargs: Any) -> nn.Module:
+        from hydra.errors import InstantiationException
         from hydra.utils import instantiate
+        from torch import nn
 
-        return instantiate({TARGET: self.target, **kwargs}, _convert_="all")
+        try:
+            model = instantiate({TARGET: self.target, **kwargs}, _convert_="all")
+        except InstantiationException as exc:  # Hydra's wrapping: the factory's own error is its cause
+            cause = exc.__cause__ or exc
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            raise ModelSourceError(f"model._target_ {self.target!r} does not build: {reason}") from None
+        if not isinstance(model, nn.Module):
+            raise ModelSourceError(f"model._target_ {self.target!r} returned a {type(model).__name__}, "
+                                   "not a torch.nn.Module")
+        return model
 
 
 def names(source: str) -> list[str]:
@@ -78,6 +90,15 @@ def split(model: str) -> tuple[str, str]:
     """``timm/ghostnet_100`` -> (``timm``, ``ghostnet_100``); a zoo name has no source: ("", name)."""
     source, sep, name = model.partition("/")
     return (source, name) if sep and source in SOURCES else ("", model)
+
+
+def model_id(cfg_model: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(the model's id, its keyword arguments) from the run's model group: a zoo name, or <source>/<name>
+    from conf/model/torchvision.yaml, timm.yaml and custom.yaml (a factory's import path as its name)."""
+    kwargs = dict(cfg_model)
+    source = kwargs.pop("source", None)
+    name = kwargs.pop(TARGET if source == "custom" else "name", None)
+    return (f"{source}/{name}" if source else name), kwargs
 
 
 def run_options(model: str) -> list[str]:
@@ -99,7 +120,7 @@ def check(model: str) -> None:
         _importable(name)
         return
     known = names(source)
-    if name not in known:
+    if name not in known and name.partition(".")[0] not in known:  # timm's resnet50.a1_in1k: a weights tag
         near = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         listing = "torchvision.models.list_models()" if source == "torchvision" else "timm.list_models()"
@@ -124,6 +145,24 @@ def _importable(target: str) -> None:
         log.setLevel(level)
     if not callable(found):
         raise ModelSourceError(f"model._target_ {target!r} is not a callable factory")
+
+
+def factory_digest(model: str) -> str | None:
+    """For a user's factory, a digest of its module's source: what it builds can change while its name
+    stays (runs' config_hash and the layout cache follow it). None for the rest."""
+    source, target = split(model)
+    if source != "custom":
+        return None
+    import hashlib
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        text = inspect.getsource(inspect.getmodule(get_object(target)))
+    except (OSError, TypeError):  # no source file to read (a compiled module)
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def builder(model: str):

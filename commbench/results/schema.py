@@ -17,6 +17,7 @@ is its `step_time_s` (its exposed comm is the same figure, as nothing else runs)
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from commbench.results.setup import DEFAULTS
@@ -41,7 +42,7 @@ def upgrade(record: dict[str, Any], kind: str = "run") -> dict[str, Any]:
     out = {"kind": kind, **record}
     for field, default in DEFAULTS.items():
         if out.get(field) is None:
-            out[field] = default
+            out[field] = copy.copy(default)  # a record of its own: {} not shared
     if out["kind"] == "replay":
         _replay_v1(out)
     _rename(out)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from commbench.settings import default
-
-# field -> what a record that predates it measured (schema.upgrade fills it in)
+# field -> what a record that predates it measured (schema.upgrade fills it in): facts about those
+# records, not the current defaults
 DEFAULTS: dict[str, Any] = {
     "cluster_kind": "local", "cluster_address": None,
     "bandwidth_bits_per_s": None, "latency_s": None, "loss_percent": None,
     "use_gpu": False, "device": None,
-    "compression": "none", "compression_params": {}, "bucket_cap_mb": default("ddp.bucket_cap_mb"),
+    "compression": "none", "compression_params": {}, "bucket_cap_mb": 25.0,
     "broadcast_buffers": True,
     "threads_per_worker": None, "image_size": None, "batch_size": None,
     "host": None, "host_cpus": None,

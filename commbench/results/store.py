@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from commbench.results.schema import SCHEMA_VERSION, upgrade
-from commbench.settings import default
 
 
 @dataclass
@@ -34,11 +33,12 @@ HASHED_FIELDS = (
     "model", "model_kwargs", "nodes", "steps", "warmup", "batch_size", "image_size", "seed",
     "use_gpu", "bucket_cap_mb", "broadcast_buffers", "compression", "compression_params", "cluster_kind",
     "cluster_address",
-    "bandwidth_bits_per_s", "latency_s", "loss_percent", "lr", "momentum", "threads_per_worker",
+    "bandwidth_bits_per_s", "latency_s", "loss_percent", "lr", "momentum", "threads_per_worker", "model_digest",
 )
-# Fields added after records existed: left out of the hash at these values, so earlier hashes hold.
-LATER_FIELDS = {"compression_params": {}, "lr": default("optimizer.lr"), "momentum": default("optimizer.momentum"),
-                "threads_per_worker": None}
+# Fields added after records existed: left out of the hash at the values the records before them ran
+# with (facts about those records, not the current defaults), so earlier hashes hold.
+LATER_FIELDS = {"compression_params": {}, "lr": 1e-3, "momentum": 0.0, "threads_per_worker": None,
+                "model_digest": None}
 
 FILES = {"run": "runs.jsonl", "busbw": "busbw.jsonl", "replay": "replay.jsonl"}  # kind -> file
 KINDS = {name: kind for kind, name in FILES.items()}  # file -> kind; any other file holds runs

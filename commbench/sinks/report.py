@@ -185,7 +185,8 @@ def write_report(results_dir: str | Path, model_for_layers: str | None = None,
         pngs += [p for p in (plot_efficiency(rows, out / "efficiency_vs_nodes.png"),
                              plot_comm_time(rows, out / "comm_time_vs_nodes.png")) if p is not None]
     if layers:
-        pngs.append(plot_layers(layers[0], layers[1], out / f"layers_{layers[0]}.png"))
+        file = layers[0].replace("/", "__")  # a model id: timm/ghostnet_100
+        pngs.append(plot_layers(layers[0], layers[1], out / f"layers_{file}.png"))
     compressed = compression_rows(records)
     if compressed:
         pngs.append(plot_compression(compressed, out / "compression.png"))

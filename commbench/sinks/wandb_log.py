@@ -17,6 +17,9 @@ from typing import Any
 from commbench.sinks.wandb_settings import (  # noqa: F401
     WandbConfigError, WandbSettings, api_key, check, guarded, reset, server_url, settings_from)
 
+TAG_CHARS = 64  # W&B refuses a longer tag (a custom model's id can be)
+
+
 def open_run(settings: WandbSettings, *, name: str, job_type: str, tags: list[str], config: dict[str, Any]):
     import os
 
@@ -29,7 +32,7 @@ def open_run(settings: WandbSettings, *, name: str, job_type: str, tags: list[st
     Path(settings.dir).mkdir(parents=True, exist_ok=True)
     return wandb.init(
         mode=settings.effective_mode, project=settings.project, entity=settings.entity, dir=settings.dir,
-        group=settings.group, job_type=job_type, name=name, tags=[*tags, *settings.tags], config=config,
+        group=settings.group, job_type=job_type, name=name, tags=[t[:TAG_CHARS] for t in (*tags, *settings.tags)], config=config,
         reinit="create_new",
         settings=wandb.Settings(
             init_timeout=settings.init_timeout_s, finish_timeout=settings.finish_timeout_s, silent=True,

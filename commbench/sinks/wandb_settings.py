@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-MODES = ("offline", "online", "disabled")
-KEYS = ("mode", "project", "entity", "group", "tags", "init_timeout_s", "finish_timeout_s", "required")
 
 # Why W&B failed in this process (each reason is shown once): online, then at all.
 _online_failure: str | None = None
@@ -51,12 +49,10 @@ class WandbSettings:
 def settings_from(logging_cfg: dict[str, Any] | None, results_dir: str, group: str | None = None) -> WandbSettings:
     """Validate logging.wandb (keys not given: their declared defaults); `group` (the sweep's name)
     applies where the config sets none. None: W&B disabled."""
-    from commbench.settings import check, default
+    from commbench.settings import Wandb, check, default
 
     given = dict((logging_cfg or {}).get("wandb") or {"mode": "disabled"})
-    w = {key: given.get(key, default(f"logging.wandb.{key}")) for key in KEYS}
-    if w["mode"] not in MODES:
-        raise WandbConfigError(f"logging.wandb.mode must be one of {', '.join(MODES)}, got {w['mode']!r}")
+    w = {f.name: given.get(f.name, default(f"logging.wandb.{f.name}")) for f in fields(Wandb)}
     try:
         w = {key: check(f"logging.wandb.{key}", value) for key, value in w.items()}
     except ValueError as exc:

@@ -104,12 +104,17 @@ def conf_defaults(name: str) -> dict[str, Any]:
 
 
 def _discover() -> dict[str, Scheme]:
+    from commbench.config import config_files
+
     found = []
     for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         module = importlib.import_module(f"commbench.comm.schemes.{info.name}")
         scheme = getattr(module, "SCHEME", None)
         if not isinstance(scheme, Scheme) or scheme.name != info.name:
             raise TypeError(f"{module.__name__} must define SCHEME = Scheme(name={info.name!r}, ...)")
+        if info.name not in config_files("compression"):
+            raise TypeError(f"{module.__name__} has no conf file: conf/compression/{info.name}.yaml sets its "
+                            "name and its parameters' defaults")
         found.append(scheme)
     return {s.name: s for s in sorted(found, key=lambda s: (s.order, s.name))}
 
