@@ -13,9 +13,11 @@ import sys
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Iterator, List, Optional
 
-from omegaconf import MISSING as CHOSEN  # a group's node: its option, chosen by the defaults list, fills it
 
 SCHEMA = "commbench_schema"  # its name in Hydra's ConfigStore
+# OmegaConf's MISSING ("???"), spelt out so that reading the declarations imports no OmegaConf: a
+# group's node, filled by the option the defaults list chooses.
+CHOSEN = "???"
 
 
 def setting(default: Any, help: str, low: float | None = None, above: float | None = None,

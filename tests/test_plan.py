@@ -99,3 +99,12 @@ def test_a_joined_cluster_is_named_for_how_it_was_started(tmp_path, overrides, k
 def test_a_joined_kind_without_an_address_is_one_line(tmp_path, kind):
     with pytest.raises(PlanError, match=f"^cluster={kind} joins a running Ray cluster: set cluster.address="):
         plan(tmp_path, f"cluster={kind}")
+
+
+def test_a_group_node_is_omegaconfs_missing():
+    """settings spells OmegaConf's MISSING out (reading the declarations imports no OmegaConf)."""
+    from omegaconf import MISSING
+
+    from commbench.settings import CHOSEN
+
+    assert CHOSEN == MISSING
