@@ -198,3 +198,18 @@ def test_a_factory_outside_the_package_runs_on_ray_with_exact_bytes(factory, tmp
     params = count_params(__import__("my_nets").tiny(width=6, classes=7))
     assert (r["status"], r["model"], r["model_kwargs"]) == ("ok", "custom/my_nets.tiny", {"width": 6, "classes": 7})
     assert r["params"] == params and r["grad_bytes_per_step"] == 4 * params
+
+
+def test_predict_and_compare_take_a_model_id(tmp_path):
+    """No run of it yet: DDP's bucket layout of the library's model, its bytes 4 x its parameters."""
+    out = subprocess.run([sys.executable, "-m", "commbench", "predict", "model=timm/ghostnet_100", "nodes=64",
+                          "network.bandwidth=10gbit", "network.latency=5us", "compute_s=0.05", "format=json",
+                          f"results_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    predicted = json.loads(out.stdout)
+    assert predicted["model"] == "timm/ghostnet_100" and "DDP layout" in predicted["trace_source"]
+    assert sum(predicted["buckets"]) == 4 * count_params_meta("timm/ghostnet_100")
+    out = subprocess.run([sys.executable, "-m", "commbench", "compare", "models=squeezenet,timm/ghostnet_100",
+                          f"results_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("at N=64 on 10 Gbit/s, 5 us: squeezenet ") and "timm/ghostnet_100 " in out.stdout

@@ -95,7 +95,7 @@ def model_inputs(model: str, runs: list[dict[str, Any]], opts: dict[str, Any]) -
     compression = opts["compression"]
     of_model = [r for r in runs if r.get("model") == model]
     # A zoo model as conf/ configures it; any other as its newest run built it (else its builder's defaults).
-    kwargs = of_model[-1].get("model_kwargs") or {} if split(model)[0] and of_model else model_conf(model)
+    kwargs = (of_model[-1].get("model_kwargs") or {}) if split(model)[0] and of_model else model_conf(model)
     like = {"model": model, "model_kwargs": kwargs, "compression": compression, "compression_params": {},
             "bucket_cap_mb": default("ddp.bucket_cap_mb")}  # DDP's buckets
     mine = [r for r in setup.matching(runs, like, setup.BUCKETS) if r.get("status", "ok") == "ok"]
