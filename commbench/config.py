@@ -56,16 +56,25 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     return cfg
 
 
-def model_conf(name: str) -> dict[str, Any]:
-    """The build kwargs conf/model/<name>.yaml gives (num_classes and the variant), without `name`."""
+def load(resource) -> dict[str, Any]:
+    """A conf file as written, as plain data."""
     from omegaconf import OmegaConf
 
-    files = config_files("model")
-    if name not in files:
-        return {}
-    kwargs = OmegaConf.to_container(OmegaConf.create(files[name].read_text()))
-    kwargs.pop("name", None)
-    return kwargs
+    return OmegaConf.to_container(OmegaConf.create(resource.read_text())) or {}
+
+
+def option_values(group: str, name: str) -> dict[str, Any]:
+    """What conf/<group>/<name>.yaml sets besides `name` (a model's build kwargs, a scheme's parameters);
+    {} for an option without a file."""
+    files = config_files(group)
+    values = load(files[name]) if name in files else {}
+    values.pop("name", None)
+    return values
+
+
+def model_conf(name: str) -> dict[str, Any]:
+    """The build kwargs conf/model/<name>.yaml gives (num_classes and the variant)."""
+    return option_values("model", name)
 
 
 def declared_problem(exc: Exception, overrides: list[str] | tuple[str, ...]) -> Exception:

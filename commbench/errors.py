@@ -20,6 +20,14 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' for the nearest of `choices` (difflib's ratio), or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
 def last_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__

@@ -3,12 +3,11 @@ their defaults and writes its --help, so help cannot drift from behaviour."""
 
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from commbench.errors import fail
+from commbench.errors import did_you_mean, fail
 from commbench.settings import default
 
 HELP_FLAGS = ("--help", "-h")
@@ -53,10 +52,8 @@ class Command:
 
     def unknown(self, arg: str) -> str:
         key = arg.partition("=")[0]
-        near = difflib.get_close_matches(key, [o.name for o in self.options], n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
         known = " ".join(f"{o.name}=" for o in self.options) or "none"
-        return f"unknown option {key!r} for {self.name}{hint}; its options: {known}"
+        return f"unknown option {key!r} for {self.name}{did_you_mean(key, [o.name for o in self.options])}; its options: {known}"
 
     def help(self) -> str:
         lines = [f"usage: python -m commbench {self.name} [option=value ...]"

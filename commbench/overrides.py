@@ -3,13 +3,12 @@ an option of another group says which, and a sweep's cells each become a validat
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from functools import cache
 from typing import Any
 
-from commbench.config import config_files
-from commbench.errors import PlanError, fail, first_line
+from commbench.config import config_files, load
+from commbench.errors import PlanError, did_you_mean, fail, first_line
 
 GROUPS = ("model", "cluster", "compression", "network", "logging")
 ALIASES = {("compression", "fp32"): "none"}  # what users call an option -> its name here
@@ -31,22 +30,16 @@ def _leaves(tree: Any, prefix: str = "") -> set[str]:
     return out
 
 
-def _load(resource) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(OmegaConf.create(resource.read_text())) or {}
-
-
 @cache
 def group_keys() -> dict[str, dict[str, set[str]]]:
     """group -> option -> the keys that option's file sets (model -> mobilenet_v1 -> {alpha, ...})."""
-    return {g: {name: _leaves(_load(f)) for name, f in config_files(g).items()} for g in GROUPS}
+    return {g: {name: _leaves(load(f)) for name, f in config_files(g).items()} for g in GROUPS}
 
 
 @cache
 def primary_config() -> dict[str, Any]:
     """conf/config.yaml as written (read once): its defaults list says each group's option."""
-    return _load(config_files(".")["config"])
+    return load(config_files(".")["config"])
 
 
 @cache
@@ -84,8 +77,7 @@ def check_choice(group: str, name: str) -> None:
     if (group, name) in ALIASES:
         fail(f"{group} {name!r} is called {ALIASES[group, name]!r} here: {group}={ALIASES[group, name]}")
     lower = {k.lower(): k for k in known}
-    near = [lower[name.lower()]] if name.lower() in lower else difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    hint = f" (did you mean '{lower[name.lower()]}'?)" if name.lower() in lower else did_you_mean(name, known)
     fail(f"unknown {group} {name!r}{hint}; known: {', '.join(sorted(known))}")
 
 
@@ -109,9 +101,7 @@ def check_key(key: str, chosen: dict[str, list[str]]) -> None:
             this = ",".join(chosen_options(chosen, group))
             fail(f"{key} belongs to {' or '.join(f'{group}={o}' for o in owners)}, not to {group}={this}; "
                  f"choose it first (e.g. {group}={owners[0]} {key}=...)")
-    near = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f" (did you mean '{near[0]}'?)" if near else ""
-    fail(f"unknown option {key!r}{hint}; python -m commbench --help lists the options")
+    fail(f"unknown option {key!r}{did_you_mean(key, sorted(known))}; python -m commbench --help lists the options")
 
 
 def options_named(value: str) -> list[str]:

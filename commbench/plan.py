@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from commbench.comm import schemes
-from commbench.errors import PlanError
+from commbench.errors import PlanError, first_line
 from commbench.host import available_cores
 from commbench.models.sources import factory_digest
 from commbench.settings import check
@@ -133,7 +133,7 @@ def _model(cfg_model: Mapping[str, Any], image_size: int) -> tuple[str, dict[str
             return name, kwargs, output_classes(name, image_size, **kwargs)
         minimum = min_image_size(name, **{k: v for k, v in kwargs.items() if k != "num_classes"})
     except (TypeError, ValueError) as exc:
-        message = str(exc).splitlines()[0]
+        message = first_line(exc)
         raise PlanError(message if message.startswith((name, "model._target_")) else f"model {name}: {message}") from None
     if image_size < minimum:
         raise PlanError(f"image_size={image_size} is too small for {name}: its minimum is {minimum}")
@@ -248,7 +248,8 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     image_size = value("image_size")
     compression, compression_params = _compression(cfg.get("compression"))
     model, model_kwargs, num_classes = _model(cfg.get("model") or {}, image_size)
-    cluster_kind = _cluster_kind(value("cluster.kind"), value("cluster.address"))
+    address = value("cluster.address")
+    cluster_kind = _cluster_kind(value("cluster.kind"), address)
     network = _network(cfg.get("network"), cluster_kind)
     bucket_cap_mb = value("ddp.bucket_cap_mb")
     scheme = schemes.SCHEMES[compression]
@@ -257,7 +258,7 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
     problem = scheme.warmup_problem(warmup, compression_params)
     if problem:
         raise PlanError(problem)
-    if not value("cluster.address"):
+    if not address:
         check_local_capacity(nodes)
     if cluster_kind == "emulated":
         _can_emulate(network)
@@ -280,10 +281,10 @@ def make_plan(cfg: Mapping[str, Any]) -> RunPlan:
         compression=compression,
         compression_params=compression_params,
         cluster_kind=cluster_kind,
-        cluster_address=value("cluster.address") or None,
+        cluster_address=address or None,
         workers_per_node=value("cluster.workers_per_node"),
         cpus_per_worker=value("cluster.cpus_per_worker"),
-        threads_per_worker=_threads(value("cluster.threads_per_worker"), value("cluster.address")),
+        threads_per_worker=_threads(value("cluster.threads_per_worker"), address),
         max_restarts=value("failure.max_restarts"),
         lr=value("optimizer.lr"),
         momentum=value("optimizer.momentum"),

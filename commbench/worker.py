@@ -163,8 +163,10 @@ def step_fn(cfg: dict[str, Any], ddp: DDP, device: torch.device, rank: int, cloc
         out = ddp(images)
         # inception_v3 (and GoogLeNet) in training return auxiliary heads beside the logits: torchvision's
         # Inception recipe adds 0.4x their loss (left out, they get no gradient and DDP fails on the next step).
-        main, *aux = heads(out, len(labels))
-        loss = loss_fn(main, labels) + 0.4 * sum(loss_fn(a, labels) for a in aux)
+        main, *aux = heads(out, len(labels)) if isinstance(out, tuple) else (out,)
+        loss = loss_fn(main, labels)
+        if aux:
+            loss = loss + 0.4 * sum(loss_fn(a, labels) for a in aux)
         opt.zero_grad(set_to_none=False)
         b0 = clock.stamp()
         loss.backward()  # returns once DDP has waited for every bucket's collective

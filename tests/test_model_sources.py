@@ -153,11 +153,9 @@ def test_an_edited_factory_is_a_new_run(factory, tmp_path):
 
 
 def test_models_lists_any_model_on_the_meta_device(factory):
-    out = subprocess.run([sys.executable, "-m", "commbench", "models", "add=timm/ghostnet_130,custom/my_nets.tiny",
-                          "format=json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = commbench("models", "add=timm/ghostnet_130,custom/my_nets.tiny", "format=json")
     assert out.returncode == 0, out.stderr
-    bad = subprocess.run([sys.executable, "-m", "commbench", "models", "add=custom/my_nets.needs"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    bad = commbench("models", "add=custom/my_nets.needs")
     assert (bad.returncode, bad.stderr) == (2, "commbench: error: model._target_ 'my_nets.needs' does not build: "
                                                "needs() missing 1 required positional argument: 'width'\n")
     rows = {r["model"]: r for r in json.loads(out.stdout)}
@@ -202,14 +200,12 @@ def test_a_factory_outside_the_package_runs_on_ray_with_exact_bytes(factory, tmp
 
 def test_predict_and_compare_take_a_model_id(tmp_path):
     """No run of it yet: DDP's bucket layout of the library's model, its bytes 4 x its parameters."""
-    out = subprocess.run([sys.executable, "-m", "commbench", "predict", "model=timm/ghostnet_100", "nodes=64",
-                          "network.bandwidth=10gbit", "network.latency=5us", "compute_s=0.05", "format=json",
-                          f"results_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = commbench("predict", "model=timm/ghostnet_100", "nodes=64", "network.bandwidth=10gbit", "network.latency=5us",
+                    "compute_s=0.05", "format=json", f"results_dir={tmp_path}")
     assert out.returncode == 0, out.stderr
     predicted = json.loads(out.stdout)
     assert predicted["model"] == "timm/ghostnet_100" and "DDP layout" in predicted["trace_source"]
     assert sum(predicted["buckets"]) == 4 * count_params_meta("timm/ghostnet_100")
-    out = subprocess.run([sys.executable, "-m", "commbench", "compare", "models=squeezenet,timm/ghostnet_100",
-                          f"results_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = commbench("compare", "models=squeezenet,timm/ghostnet_100", f"results_dir={tmp_path}")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("at N=64 on 10 Gbit/s, 5 us: squeezenet ") and "timm/ghostnet_100 " in out.stdout

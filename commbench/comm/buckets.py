@@ -8,6 +8,7 @@ import hashlib
 import json
 from typing import Any
 
+from commbench.errors import first_line
 from commbench.settings import default
 
 
@@ -31,7 +32,7 @@ def _build_meta(model: str, model_kwargs: dict[str, Any]):
     except ModelSourceError:
         raise
     except (TypeError, ValueError, RuntimeError) as exc:  # a factory's own error, or arguments it lacks
-        raise ModelSourceError(f"{model} does not build: {str(exc).strip().splitlines()[0]}") from None
+        raise ModelSourceError(f"{model} does not build: {first_line(exc)}") from None
 
 
 BATCH = 2  # the meta forward's batch (BatchNorm in training needs two values per channel)

@@ -21,14 +21,10 @@ def module(name: str):
 
 def resolve(argv: list[str]) -> tuple[str, list[str]]:
     """(command, its arguments); a first word that is neither a command nor key=value is a typo."""
-    import difflib
-
-    from commbench.errors import fail
+    from commbench.errors import did_you_mean, fail
 
     if argv and argv[0] in MODULES:
         return argv[0], argv[1:]
     if argv and "=" not in argv[0] and not argv[0].startswith("-"):
-        near = difflib.get_close_matches(argv[0], list(MODULES), n=1)
-        fail(f"unknown command {argv[0]!r}" + (f" (did you mean '{near[0]}'?)" if near else "")
-             + f"; commands: {', '.join(MODULES)}")
+        fail(f"unknown command {argv[0]!r}{did_you_mean(argv[0], MODULES)}; commands: {', '.join(MODULES)}")
     return "run", argv

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from commbench.commands.common import emit
-from commbench.errors import fail
+from commbench.errors import fail, first_line
 from commbench.options import FORMAT, Command, Option
 
 COMMAND = Command("models", "List the model zoo (and any model named): parameters, fp32 gradient bytes per step, "
@@ -46,11 +46,11 @@ def added_row(name: str) -> dict[str, Any]:
     try:
         if get_spec(name).source == "custom":  # its code is not in the cache's key: counted anew
             return row(name, {})
-        return cached(f"model-{name.replace('/', '-')}", lambda: row(name, {}))
+        return cached(f"model-{name.replace('/', '__')}", lambda: row(name, {}))
     except MODEL_ERRORS as exc:
         fail(str(exc))
     except (TypeError, ValueError, RuntimeError) as exc:  # a factory's own error, or arguments it lacks
-        fail(f"{name} does not build: {str(exc).strip().splitlines()[0]}")
+        fail(f"{name} does not build: {first_line(exc)}")
 
 
 def main(argv: list[str]) -> None:

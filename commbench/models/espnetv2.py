@@ -36,7 +36,7 @@ import math
 import torch
 from torch import nn
 
-from .common import GlobalPoolClassifier
+from .common import GlobalPoolClassifier, kaiming_init_convs
 
 SCALES = (0.5, 1.0, 1.25, 1.5, 2.0)  # the widths the authors trained and report
 BRANCHES = 4
@@ -150,14 +150,11 @@ class ESPNetV2(GlobalPoolClassifier):
         return self.classifier(self.dropout(self.pool(self.features(x)).flatten(1)))
 
 
-def _init(model: nn.Module) -> None:
+def _init(model: ESPNetV2) -> None:
     # The reference's init_params; BN and PReLU keep PyTorch's defaults, as there.
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.001)
-            nn.init.zeros_(m.bias)
+    kaiming_init_convs(model, mode="fan_out")
+    nn.init.normal_(model.classifier.weight, std=0.001)
+    nn.init.zeros_(model.classifier.bias)
 
 
 def espnetv2(num_classes: int = 1000, scale: float = 1.0) -> ESPNetV2:

@@ -8,6 +8,7 @@ import functools
 import json
 from typing import TYPE_CHECKING, Any
 
+from commbench.errors import first_line
 from commbench.models.registry import build_model, get_spec, variant_kwargs
 from commbench.models.sources import ModelSourceError
 
@@ -105,10 +106,8 @@ def _classes(name: str, image_size: int, kwargs_json: str) -> int:
     try:
         try:
             return _train_step(name, image_size, kwargs, "meta")
-        except ModelRefused:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever the model raised
-            if not (isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()):
+        except Exception as exc:  # noqa: BLE001 - only a forward that needs real values runs again on the CPU
+            if isinstance(exc, ModelRefused) or not (isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()):
                 raise
         return _train_step(name, image_size, kwargs, "cpu")
     except ModelRefused as exc:
@@ -116,8 +115,7 @@ def _classes(name: str, image_size: int, kwargs_json: str) -> int:
     except ModelSourceError as exc:  # a factory that does not build says so itself
         raise ValueError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - said in one line
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{name} does not build and run at image_size={image_size}: {reason}") from None
+        raise ValueError(f"{name} does not build and run at image_size={image_size}: {first_line(exc)}") from None
 
 
 def _train_step(name: str, image_size: int, kwargs: dict[str, Any], device: str) -> int:

@@ -8,13 +8,13 @@ the count independent of the input size.  ``min_image_size`` values were measure
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from commbench.errors import did_you_mean
 from commbench.models import sources
 from commbench.models.sources import Timm, Torchvision
 
@@ -67,9 +67,7 @@ class UnknownModelError(KeyError):
         self.name = name
 
     def __str__(self) -> str:  # KeyError would repr() the message; keep it one plain line
-        near = difflib.get_close_matches(str(self.name), list(MODELS), n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        return (f"unknown model {self.name!r}{hint}; the zoo: {', '.join(MODELS)}; any other: "
+        return (f"unknown model {self.name!r}{did_you_mean(str(self.name), MODELS)}; the zoo: {', '.join(MODELS)}; any other: "
                 "model=torchvision|timm model.name=..., or model=custom model._target_=package.module.factory")
 
 

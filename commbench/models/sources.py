@@ -9,10 +9,11 @@ is listed or built, so the zoo's names resolve without it.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from commbench.errors import did_you_mean, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,9 +67,8 @@ class Factory:
         try:
             model = instantiate({TARGET: self.target, **kwargs}, _convert_="all")
         except InstantiationException as exc:  # Hydra's wrapping: the factory's own error is its cause
-            cause = exc.__cause__ or exc
-            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            raise ModelSourceError(f"model._target_ {self.target!r} does not build: {reason}") from None
+            raise ModelSourceError(f"model._target_ {self.target!r} does not build: "
+                                   f"{first_line(exc.__cause__ or exc)}") from None
         if not isinstance(model, nn.Module):
             raise ModelSourceError(f"model._target_ {self.target!r} returned a {type(model).__name__}, "
                                    "not a torch.nn.Module")
@@ -121,10 +121,8 @@ def check(model: str) -> None:
         return
     known = names(source)
     if name not in known and name.partition(".")[0] not in known:  # timm's resnet50.a1_in1k: a weights tag
-        near = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
         listing = "torchvision.models.list_models()" if source == "torchvision" else "timm.list_models()"
-        raise ModelSourceError(f"{source} has no model {name!r}{hint}; its names: {listing}")
+        raise ModelSourceError(f"{source} has no model {name!r}{did_you_mean(name, known)}; its names: {listing}")
 
 
 def _importable(target: str) -> None:
@@ -138,8 +136,7 @@ def _importable(target: str) -> None:
     try:
         found = get_object(target)
     except Exception as exc:  # Hydra wraps the import's own error; its first line says which part failed
-        reason = str(exc.__cause__ or exc).strip().splitlines()[0]
-        raise ModelSourceError(f"model._target_ {target!r} does not import: {reason} "
+        raise ModelSourceError(f"model._target_ {target!r} does not import: {first_line(exc.__cause__ or exc)} "
                                "(the factory must be importable on the driver and every worker: PYTHONPATH)") from None
     finally:
         log.setLevel(level)

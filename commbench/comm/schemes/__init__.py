@@ -94,25 +94,21 @@ class Scheme:
 
 @functools.cache
 def conf_defaults(name: str) -> dict[str, Any]:
-    from omegaconf import OmegaConf
+    from commbench.config import option_values
 
-    from commbench.config import config_files
-
-    values = OmegaConf.to_container(OmegaConf.create(config_files("compression")[name].read_text())) or {}
-    values.pop("name", None)
-    return values
+    return option_values("compression", name)
 
 
 def _discover() -> dict[str, Scheme]:
     from commbench.config import config_files
 
-    found = []
+    found, confs = [], config_files("compression")
     for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         module = importlib.import_module(f"commbench.comm.schemes.{info.name}")
         scheme = getattr(module, "SCHEME", None)
         if not isinstance(scheme, Scheme) or scheme.name != info.name:
             raise TypeError(f"{module.__name__} must define SCHEME = Scheme(name={info.name!r}, ...)")
-        if info.name not in config_files("compression"):
+        if info.name not in confs:
             raise TypeError(f"{module.__name__} has no conf file: conf/compression/{info.name}.yaml sets its "
                             "name and its parameters' defaults")
         found.append(scheme)
