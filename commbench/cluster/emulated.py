@@ -150,7 +150,8 @@ class EmulatedCluster:
     def run_inside(self, argv: list[str], extra_env: dict[str, str]) -> int:
         """Run a commbench command as the driver on the head node (Ray drivers must run on a node)."""
         cmd = in_ns(self.ns(0), [sys.executable, "-m", "commbench", *argv])
-        code = subprocess.run(cmd, env={**self.env(), **extra_env}).returncode
+        # PYTHONFAULTHANDLER: a crash of the driver (seen at exit, after its record) prints its stacks.
+        code = subprocess.run(cmd, env={**self.env(), "PYTHONFAULTHANDLER": "1", **extra_env}).returncode
         if code:
             self.show_dead_nodes()
         return code
